@@ -1,0 +1,80 @@
+/* Slow paths behind alloc.h. */
+#include "alloc.h"
+
+#include <errno.h>
+
+#include "init.h"
+#include "large.h"
+#include "remote.h"
+
+void *hak_alloc_slow(unsigned cls) {
+  struct hak_tcache *tc = &hak_tc;
+  if (HAK_UNLIKELY(!tc->heap)) {
+    hak_ensure_init();
+    if (!hak_thread_attach()) {
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  /* A refilled list is checked like any other; a fault in it (report
+   * mode) drops it and refills again. */
+  for (int attempt = 0; attempt < 4; attempt++) {
+    if (!hak_refill(tc, cls)) break;
+    void *p = hak_bin_pop(&tc->bins[cls], cls);
+    if (p) return p;
+  }
+  errno = ENOMEM;
+  return NULL;
+}
+
+void *hak_pop_fault(struct hak_bin *bin, unsigned cls, enum hak_node_problem why) {
+  void *bad = bin->head;
+  /* The bad node's link cannot be trusted: the whole list is dropped
+   * (its blocks leak) rather than followed. */
+  bin->head = NULL;
+  atomic_store_explicit(&bin->count, 0, memory_order_relaxed);
+  hak_fault(HAK_FAULT_SLL_CORRUPTION, bad, (int)cls, why);
+  return NULL;
+}
+
+static void count_remote_free(struct hak_tcache *tc, unsigned cls) {
+  if (tc->heap) {
+    hak_relaxed_inc64(&tc->bins[cls].frees);
+    hak_relaxed_inc64(&tc->remote_frees[cls]);
+  } else {
+    atomic_fetch_add_explicit(&hak_heaps.heapless_frees[cls], 1, memory_order_relaxed);
+  }
+}
+
+void hak_free_slow(void *p, struct hak_slab *s) {
+  unsigned cls = s->cls;
+  if (s->magic != HAK_SLAB_MAGIC || cls >= HAK_NUM_CLASSES) {
+    hak_fault(HAK_FAULT_INVALID_FREE, p, -1, HAK_NODE_NO_SPAN);
+    return;
+  }
+  uint32_t idx = hak_block_index(s, p);
+  if (s->start + (size_t)idx * s->block_size != (char *)p) {
+    hak_fault(HAK_FAULT_INVALID_FREE, p, -1, HAK_NODE_OFF_BOUNDARY);
+    return;
+  }
+  if (idx >= atomic_load_explicit(&s->carved, memory_order_relaxed)) {
+    hak_fault(HAK_FAULT_INVALID_FREE, p, -1, HAK_NODE_NEVER_CARVED);
+    return;
+  }
+  uintptr_t *b = p;
+  if (b[1] == hak_free_tag(p, cls)) {
+    hak_fault(HAK_FAULT_DOUBLE_FREE, p, (int)cls, HAK_NODE_OK);
+    return;
+  }
+  struct hak_tcache *tc = &hak_tc;
+  if (atomic_load_explicit(&s->owner, memory_order_acquire) == tc->heap) {
+    hak_bin_push(tc, b, cls);
+    return;
+  }
+  hak_remote_free(s, p, cls);
+  count_remote_free(tc, cls);
+}
+
+void hak_free_unregistered(void *p) {
+  hak_large_free(p); /* reports p if it is not a live large block either */
+}

@@ -1,0 +1,80 @@
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "report.h"
+
+struct hak_config hak_config = {
+    .tls_cap = 0,
+    .drain_threshold = 64,
+    .fault_action = HAK_FAULT_ABORT,
+    .crash_handler = 1,
+    .large_cache_bytes = 64ull << 20,
+    .empty_retain_bytes = 32ull << 20,
+};
+
+static void warn_bad(const char *name, const char *value, const char *expected) {
+  struct hak_msg m = {0};
+  hak_msg_str(&m, "hakmem: ignoring ");
+  hak_msg_str(&m, name);
+  hak_msg_str(&m, "=");
+  hak_msg_str(&m, value);
+  hak_msg_str(&m, " (expected ");
+  hak_msg_str(&m, expected);
+  hak_msg_str(&m, "); using the default");
+  hak_msg_send(&m, 2);
+}
+
+static const struct numeric_setting {
+  const char *name;
+  uint64_t lo, hi;
+  const char *expected;
+  unsigned shift; /* the value is given in units of 2^shift bytes */
+  uint64_t *target;
+} numeric_settings[] = {
+    {"HAKMEM_TLS_CAP", 1, 4096, "1..4096", 0, &hak_config.tls_cap},
+    {"HAKMEM_DRAIN_THRESHOLD", 1, 65536, "1..65536", 0, &hak_config.drain_threshold},
+    {"HAKMEM_CRASH_HANDLER", 0, 1, "0 or 1", 0, &hak_config.crash_handler},
+    {"HAKMEM_LARGE_CACHE_MB", 0, 1 << 20, "0..1048576", 20, &hak_config.large_cache_bytes},
+    {"HAKMEM_EMPTY_RETAIN_MB", 0, 1 << 20, "0..1048576", 20, &hak_config.empty_retain_bytes},
+};
+
+/* Decimal in [lo, hi]: 1 and *out set, or -1. */
+static int parse_u64(const char *v, uint64_t lo, uint64_t hi, uint64_t *out) {
+  uint64_t x = 0;
+  if (!*v) return -1;
+  for (const char *c = v; *c; c++) {
+    if (*c < '0' || *c > '9' || x > (UINT64_MAX - 9) / 10) return -1;
+    x = x * 10 + (uint64_t)(*c - '0');
+  }
+  if (x < lo || x > hi) return -1;
+  *out = x;
+  return 1;
+}
+
+int hak_config_load(void) {
+  int bad = 0;
+  for (size_t i = 0; i < sizeof numeric_settings / sizeof numeric_settings[0]; i++) {
+    const struct numeric_setting *s = &numeric_settings[i];
+    const char *v = getenv(s->name);
+    uint64_t x;
+    if (!v) continue;
+    if (parse_u64(v, s->lo, s->hi, &x) > 0) {
+      *s->target = x << s->shift;
+    } else {
+      warn_bad(s->name, v, s->expected);
+      bad++;
+    }
+  }
+  const char *action = getenv("HAKMEM_FAULT_ACTION");
+  if (action) {
+    if (!strcmp(action, "abort")) hak_config.fault_action = HAK_FAULT_ABORT;
+    else if (!strcmp(action, "report")) hak_config.fault_action = HAK_FAULT_REPORT;
+    else {
+      warn_bad("HAKMEM_FAULT_ACTION", action, "abort or report");
+      bad++;
+    }
+  }
+  return bad;
+}

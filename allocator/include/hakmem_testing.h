@@ -1,0 +1,25 @@
+/* Hooks for hakmem's own tests: they let a test put the allocator into a
+ * state a correct program never reaches, to prove the checks catch it.
+ * Not for applications. */
+#ifndef HAKMEM_TESTING_H
+#define HAKMEM_TESTING_H
+
+#include "hakmem.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Pushes node onto the calling thread's TLS SLL of class cls exactly as a
+ * stray write would: no check, no tag.  The next pop or verify of that list
+ * must detect it. */
+HAK_API void hak_testing_tls_sll_push_raw(int cls, void *node);
+/* Blocks currently in the calling thread's TLS SLL of class cls. */
+HAK_API uint32_t hak_testing_tls_sll_length(int cls);
+/* Returns every block in the calling thread's TLS SLLs to their slabs. */
+HAK_API void hak_testing_tls_flush(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HAKMEM_TESTING_H */

@@ -1,0 +1,319 @@
+#include "large.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "config.h"
+#include "integrity.h"
+#include "lock.h"
+#include "os.h"
+
+/* Sits right before the block. */
+struct large_header {
+  void *base;      /* start of the span */
+  size_t len;      /* span length */
+};
+
+#define HEADER_ROOM 64 /* block = base + 64 unless a bigger alignment asks */
+#define SHARDS 16
+#define RECENT 32 /* recently freed blocks remembered per shard */
+
+/* Open addressing with linear probing; 0 marks an empty slot; deletion
+ * shifts the following run back so no tombstones accumulate. */
+struct shard {
+  hak_lock_t lock;
+  uintptr_t *slots;
+  size_t cap, count;
+  uintptr_t recent[RECENT]; /* to tell a double free from a foreign pointer */
+  unsigned recent_next;
+  uint64_t live_bytes;
+};
+
+static struct shard shards[SHARDS];
+
+static hak_lock_t cache_lock = HAK_LOCK_INIT;
+#define GLOBAL_CACHE_SLOTS 64
+static struct hak_large_span global_cache[GLOBAL_CACHE_SLOTS];
+static unsigned global_cached;
+static uint64_t global_cached_bytes;
+
+static size_t hash_ptr(uintptr_t p) { return (size_t)((p >> 6) * 0x9e3779b97f4a7c15ull); }
+
+static struct shard *shard_of(uintptr_t p) { return &shards[(hash_ptr(p) >> 59) & (SHARDS - 1)]; }
+
+static int table_grow(struct shard *sh) {
+  size_t cap = sh->cap ? sh->cap * 2 : 512;
+  uintptr_t *slots = hak_os_map(cap * sizeof *slots);
+  if (!slots) return -1;
+  for (size_t i = 0; i < sh->cap; i++) {
+    uintptr_t p = sh->slots[i];
+    if (!p) continue;
+    size_t j = hash_ptr(p) & (cap - 1);
+    while (slots[j]) j = (j + 1) & (cap - 1);
+    slots[j] = p;
+  }
+  if (sh->slots) hak_os_unmap(sh->slots, sh->cap * sizeof *slots);
+  sh->slots = slots;
+  sh->cap = cap;
+  return 0;
+}
+
+static int table_insert(struct shard *sh, uintptr_t p) {
+  if ((sh->count + 1) * 2 > sh->cap && table_grow(sh) < 0) return -1;
+  size_t j = hash_ptr(p) & (sh->cap - 1);
+  while (sh->slots[j]) j = (j + 1) & (sh->cap - 1);
+  sh->slots[j] = p;
+  sh->count++;
+  for (unsigned i = 0; i < RECENT; i++)
+    if (sh->recent[i] == p) sh->recent[i] = 0;
+  return 0;
+}
+
+static size_t table_find(const struct shard *sh, uintptr_t p) {
+  if (!sh->cap) return (size_t)-1;
+  size_t j = hash_ptr(p) & (sh->cap - 1);
+  while (sh->slots[j]) {
+    if (sh->slots[j] == p) return j;
+    j = (j + 1) & (sh->cap - 1);
+  }
+  return (size_t)-1;
+}
+
+static void table_remove_at(struct shard *sh, size_t hole) {
+  size_t mask = sh->cap - 1;
+  size_t j = hole;
+  sh->slots[hole] = 0;
+  for (;;) {
+    j = (j + 1) & mask;
+    uintptr_t p = sh->slots[j];
+    if (!p) break;
+    size_t home = hash_ptr(p) & mask;
+    /* Move p into the hole unless its home lies between hole and j. */
+    if (((j - home) & mask) >= ((j - hole) & mask)) {
+      sh->slots[hole] = p;
+      sh->slots[j] = 0;
+      hole = j;
+    }
+  }
+  sh->count--;
+}
+
+static struct large_header *header_of(const void *p) {
+  return (struct large_header *)((uintptr_t)p - sizeof(struct large_header));
+}
+
+/* Span lengths are rounded to 8 steps per power of two, so freed spans
+ * fit later requests of about the same size. */
+static size_t span_round(size_t len) {
+  len = (len + HAK_PAGE_SIZE - 1) & ~(size_t)(HAK_PAGE_SIZE - 1);
+  if (len <= 16 * HAK_PAGE_SIZE) return len;
+  unsigned log2 = 63u - (unsigned)__builtin_clzl(len - 1);
+  size_t step = (size_t)1 << (log2 - 3);
+  return (len + step - 1) & ~(step - 1);
+}
+
+static int take_fit(struct hak_large_span *cache, unsigned *n, size_t need,
+                    struct hak_large_span *out) {
+  for (unsigned i = 0; i < *n; i++) {
+    if (cache[i].len >= need && cache[i].len <= need + need / 4) {
+      *out = cache[i];
+      cache[i] = cache[--*n];
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static int cache_take(size_t need, struct hak_large_span *out) {
+  struct hak_heap *h = hak_tc.heap;
+  if (h && take_fit(h->large_cache, &h->large_cached, need, out)) return 1;
+  hak_lock(&cache_lock);
+  int found = take_fit(global_cache, &global_cached, need, out);
+  if (found) global_cached_bytes -= out->len;
+  hak_unlock(&cache_lock);
+  return found;
+}
+
+static void global_cache_put(struct hak_large_span span) {
+  hak_lock(&cache_lock);
+  if (global_cached < GLOBAL_CACHE_SLOTS &&
+      global_cached_bytes + span.len <= hak_config.large_cache_bytes) {
+    global_cache[global_cached++] = span;
+    global_cached_bytes += span.len;
+    span.base = NULL;
+  }
+  hak_unlock(&cache_lock);
+  if (span.base) hak_os_unmap(span.base, span.len);
+}
+
+static void cache_put(struct hak_large_span span) {
+  struct hak_heap *h = hak_tc.heap;
+  if (h && span.len <= 2 * HAK_SEGMENT_SIZE) {
+    if (h->large_cached == HAK_LARGE_TLS_CACHE) {
+      global_cache_put(h->large_cache[0]);
+      h->large_cache[0] = h->large_cache[--h->large_cached];
+    }
+    h->large_cache[h->large_cached++] = span;
+    return;
+  }
+  global_cache_put(span);
+}
+
+void *hak_large_alloc(size_t n, size_t align, int zero) {
+  size_t room = align > HEADER_ROOM ? align : HEADER_ROOM;
+  if (n > (size_t)PTRDIFF_MAX - room - HAK_SEGMENT_SIZE) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t need = span_round(n + room);
+  struct hak_large_span span = {0};
+  int reused = align <= HAK_PAGE_SIZE && cache_take(need, &span);
+  if (!reused) {
+    span.len = need;
+    span.base = hak_os_map_aligned(need, align > HAK_PAGE_SIZE ? align : HAK_PAGE_SIZE);
+    if (!span.base) {
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  /* align <= 4096 here, or the span itself is aligned to align. */
+  char *p = (char *)span.base + room;
+  struct large_header *hdr = header_of(p);
+  hdr->base = span.base;
+  hdr->len = span.len;
+  struct shard *sh = shard_of((uintptr_t)p);
+  hak_lock(&sh->lock);
+  int ok = table_insert(sh, (uintptr_t)p) == 0;
+  if (ok) sh->live_bytes += span.len;
+  hak_unlock(&sh->lock);
+  if (!ok) {
+    hak_os_unmap(span.base, span.len);
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (zero && reused) memset(p, 0, n);
+  struct hak_heap *h = hak_tc.heap;
+  if (h) atomic_fetch_add_explicit(&h->large_allocs, 1, memory_order_relaxed);
+  return p;
+}
+
+/* Removes p from the table; returns its span, or base NULL if p is not a
+ * live large block (after reporting why). */
+static struct hak_large_span unlink_block(void *p, int report) {
+  struct hak_large_span span = {0};
+  struct shard *sh = shard_of((uintptr_t)p);
+  hak_lock(&sh->lock);
+  size_t at = table_find(sh, (uintptr_t)p);
+  int recently_freed = 0;
+  if (at != (size_t)-1) {
+    struct large_header *hdr = header_of(p);
+    span.base = hdr->base;
+    span.len = hdr->len;
+    table_remove_at(sh, at);
+    sh->live_bytes -= span.len;
+    sh->recent[sh->recent_next++ % RECENT] = (uintptr_t)p;
+  } else {
+    for (unsigned i = 0; i < RECENT; i++)
+      if (sh->recent[i] == (uintptr_t)p) recently_freed = 1;
+  }
+  hak_unlock(&sh->lock);
+  if (!span.base && report)
+    hak_fault(recently_freed ? HAK_FAULT_DOUBLE_FREE : HAK_FAULT_INVALID_FREE, p, -1,
+              HAK_NODE_NOT_REGISTERED);
+  return span;
+}
+
+int hak_large_free(void *p) {
+  struct hak_large_span span = unlink_block(p, 1);
+  if (!span.base) return 0;
+  struct hak_heap *h = hak_tc.heap;
+  if (h) atomic_fetch_add_explicit(&h->large_frees, 1, memory_order_relaxed);
+  cache_put(span);
+  return 1;
+}
+
+static int is_live(const void *p) {
+  struct shard *sh = shard_of((uintptr_t)p);
+  hak_lock(&sh->lock);
+  int live = table_find(sh, (uintptr_t)p) != (size_t)-1;
+  hak_unlock(&sh->lock);
+  return live;
+}
+
+size_t hak_large_usable(const void *p) {
+  if (!is_live(p)) return 0;
+  const struct large_header *hdr = header_of(p);
+  return (size_t)((char *)hdr->base + hdr->len - (const char *)p);
+}
+
+void *hak_large_realloc(void *p, size_t n) {
+  size_t usable = hak_large_usable(p);
+  if (!usable) return NULL;
+  struct large_header *hdr = header_of(p);
+  size_t offset = (size_t)((char *)p - (char *)hdr->base);
+  size_t need = span_round(n + offset);
+  if (n <= usable && need >= hdr->len / 2) return p; /* fits, not wasteful */
+  struct hak_large_span old = unlink_block(p, 0);
+  void *base = mremap(old.base, old.len, need, MREMAP_MAYMOVE);
+  if (base == MAP_FAILED) base = NULL;
+  struct hak_large_span now = {base ? base : old.base, base ? need : old.len};
+  char *q = (char *)now.base + offset;
+  hdr = header_of(q);
+  hdr->base = now.base;
+  hdr->len = now.len;
+  struct shard *sh = shard_of((uintptr_t)q);
+  hak_lock(&sh->lock);
+  int ok = table_insert(sh, (uintptr_t)q) == 0;
+  if (ok) sh->live_bytes += now.len;
+  hak_unlock(&sh->lock);
+  if (!ok) {
+    hak_os_unmap(now.base, now.len);
+    return NULL;
+  }
+  return base ? q : NULL;
+}
+
+void hak_large_heap_flush(struct hak_heap *h) {
+  while (h->large_cached) global_cache_put(h->large_cache[--h->large_cached]);
+}
+
+uint64_t hak_large_scavenge(uint64_t deadline_ns) {
+  uint64_t released = 0;
+  for (;;) {
+    struct hak_large_span span = {0};
+    hak_lock(&cache_lock);
+    if (global_cached) {
+      span = global_cache[--global_cached];
+      global_cached_bytes -= span.len;
+    }
+    hak_unlock(&cache_lock);
+    if (!span.base) break;
+    hak_os_unmap(span.base, span.len);
+    released += span.len;
+    if (deadline_ns && hak_os_now_ns() >= deadline_ns) break;
+  }
+  return released;
+}
+
+void hak_large_lock_all(void) {
+  for (int i = 0; i < SHARDS; i++) hak_lock(&shards[i].lock);
+  hak_lock(&cache_lock);
+}
+
+void hak_large_unlock_all(void) {
+  hak_unlock(&cache_lock);
+  for (int i = SHARDS; i-- > 0;) hak_unlock(&shards[i].lock);
+}
+
+void hak_large_totals(struct hak_large_totals *out) {
+  out->live_bytes = 0;
+  for (int i = 0; i < SHARDS; i++) {
+    hak_lock(&shards[i].lock);
+    out->live_bytes += shards[i].live_bytes;
+    hak_unlock(&shards[i].lock);
+  }
+  hak_lock(&cache_lock);
+  out->cached_bytes = global_cached_bytes;
+  hak_unlock(&cache_lock);
+}

@@ -1,0 +1,52 @@
+#include "os.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+void *hak_os_map(size_t len) {
+  void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                 -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+void *hak_os_map_aligned(size_t len, size_t align) {
+  if (align <= HAK_PAGE_SIZE) return hak_os_map(len);
+  if (len + align < len) return NULL;
+  /* Over-map, then trim both ends to the aligned window. */
+  char *raw = hak_os_map(len + align);
+  if (!raw) return NULL;
+  char *aligned = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+  size_t head = (size_t)(aligned - raw);
+  size_t tail = align - head;
+  if (head) munmap(raw, head);
+  if (tail) munmap(aligned + len, tail);
+  return aligned;
+}
+
+void hak_os_unmap(void *p, size_t len) { munmap(p, len); }
+
+void hak_os_decommit(void *p, size_t len) { madvise(p, len, MADV_DONTNEED); }
+
+uint64_t hak_os_rss_bytes(void) {
+  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[128];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  const char *c = buf;
+  while (*c && *c != ' ') c++; /* skip total size */
+  while (*c == ' ') c++;
+  uint64_t pages = 0;
+  while (*c >= '0' && *c <= '9') pages = pages * 10 + (uint64_t)(*c++ - '0');
+  return pages * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+uint64_t hak_os_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}

@@ -1,0 +1,117 @@
+/* hak_stats: sums the per-thread counters of live threads, what exited
+ * threads left behind, and the pool's and large tier's gauges. */
+#include <string.h>
+
+#include "heap.h"
+#include "init.h"
+#include "integrity.h"
+#include "large.h"
+#include "os.h"
+#include "report.h"
+#include "segment.h"
+#include "size_class.h"
+
+static uint64_t relaxed64(_Atomic uint64_t *x) {
+  return atomic_load_explicit(x, memory_order_relaxed);
+}
+
+/* Remote backlog per class, read from every span in use. */
+static void add_backlogs(struct hak_stats *out) {
+  hak_lock(&hak_pool.carve_lock);
+  for (struct hak_segment *seg = hak_pool.all_segments; seg; seg = seg->next) {
+    for (int i = 1; i < HAK_SLABS_PER_SEGMENT; i++) {
+      struct hak_slab *s = &seg->slabs[i];
+      if (s->span_head != s || s->cls >= HAK_NUM_CLASSES) continue;
+      int32_t n = atomic_load_explicit(&s->remote_count, memory_order_relaxed);
+      if (n > 0) out->cls[s->cls].remote_backlog += (uint64_t)n;
+    }
+  }
+  hak_unlock(&hak_pool.carve_lock);
+}
+
+int hak_stats_get(struct hak_stats *out) {
+  hak_ensure_init();
+  memset(out, 0, sizeof *out);
+  hak_lock(&hak_heaps.lock);
+  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+    out->cls[c].allocs = hak_heaps.retired_allocs[c];
+    out->cls[c].frees = hak_heaps.retired_frees[c] + relaxed64(&hak_heaps.heapless_frees[c]);
+    out->cls[c].remote_frees = hak_heaps.retired_remote_frees[c] +
+                               relaxed64(&hak_heaps.heapless_frees[c]);
+  }
+  for (struct hak_heap *h = hak_heaps.live; h; h = h->next_live) {
+    struct hak_tcache *tc = h->tc;
+    for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+      out->cls[c].allocs += relaxed64(&tc->bins[c].allocs);
+      out->cls[c].frees += relaxed64(&tc->bins[c].frees);
+      out->cls[c].remote_frees += relaxed64(&tc->remote_frees[c]);
+      out->cls[c].tls_cached +=
+          atomic_load_explicit(&tc->bins[c].count, memory_order_relaxed);
+    }
+    out->large_allocs += relaxed64(&h->large_allocs);
+    out->large_frees += relaxed64(&h->large_frees);
+  }
+  out->threads_live = hak_heaps.live_count;
+  out->threads_retired = hak_heaps.retired_count;
+  hak_unlock(&hak_heaps.lock);
+
+  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+    struct hak_class_stats *cs = &out->cls[c];
+    cs->block_size = hak_class_bytes[c];
+    cs->live_bytes = cs->allocs > cs->frees ? (cs->allocs - cs->frees) * cs->block_size : 0;
+    cs->reserved_bytes = relaxed64(&hak_pool.reserved_bytes[c]);
+  }
+  add_backlogs(out);
+  struct hak_large_totals large;
+  hak_large_totals(&large);
+  out->large_live_bytes = large.live_bytes;
+  out->large_cached_bytes = large.cached_bytes;
+  out->segments = relaxed64(&hak_pool.segments);
+  out->segment_bytes = out->segments * HAK_SEGMENT_SIZE;
+  out->empty_slabs = relaxed64(&hak_pool.empty_spans);
+  out->abandoned_slabs = relaxed64(&hak_pool.abandoned_spans);
+  out->decommitted_bytes = relaxed64(&hak_pool.decommitted_bytes);
+  out->rss_bytes = hak_os_rss_bytes();
+  out->integrity_events = hak_integrity_events();
+  return 0;
+}
+
+static void field(struct hak_msg *m, const char *name, uint64_t v) {
+  hak_msg_str(m, name);
+  hak_msg_u64(m, v);
+}
+
+void hak_stats_print(int fd) {
+  struct hak_stats st;
+  hak_stats_get(&st);
+  struct hak_msg m = {0};
+  hak_msg_str(&m, "hakmem ");
+  hak_msg_str(&m, hak_variant());
+  field(&m, ": rss_bytes=", st.rss_bytes);
+  field(&m, " segments=", st.segments);
+  field(&m, " threads_live=", st.threads_live);
+  field(&m, " threads_retired=", st.threads_retired);
+  field(&m, " integrity_events=", st.integrity_events);
+  hak_msg_send(&m, fd);
+  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+    const struct hak_class_stats *cs = &st.cls[c];
+    if (!cs->allocs && !cs->reserved_bytes) continue;
+    field(&m, "  class ", c);
+    field(&m, " size=", cs->block_size);
+    field(&m, " allocs=", cs->allocs);
+    field(&m, " frees=", cs->frees);
+    field(&m, " live_bytes=", cs->live_bytes);
+    field(&m, " reserved_bytes=", cs->reserved_bytes);
+    field(&m, " remote_backlog=", cs->remote_backlog);
+    field(&m, " tls_cached=", cs->tls_cached);
+    hak_msg_send(&m, fd);
+  }
+  field(&m, "  large: allocs=", st.large_allocs);
+  field(&m, " frees=", st.large_frees);
+  field(&m, " live_bytes=", st.large_live_bytes);
+  field(&m, " cached_bytes=", st.large_cached_bytes);
+  field(&m, " empty_slabs=", st.empty_slabs);
+  field(&m, " abandoned_slabs=", st.abandoned_slabs);
+  field(&m, " decommitted_bytes=", st.decommitted_bytes);
+  hak_msg_send(&m, fd);
+}
