@@ -18,29 +18,34 @@ void *hak_alloc_slow(unsigned cls) {
   }
   /* A refilled list is checked like any other; a fault in it (report
    * mode) drops it and refills again. */
+  struct hak_bin *bin = &tc->bins[cls];
   for (int attempt = 0; attempt < 4; attempt++) {
     if (!hak_refill(tc, cls)) break;
-    void *p = hak_bin_pop(&tc->bins[cls], cls);
-    if (p) return p;
+    enum hak_node_problem why = hak_pop_check(bin->head, cls);
+    if (why == HAK_NODE_OK) return hak_bin_take(bin, bin->head);
+    hak_drop_bin(bin, cls, why);
   }
   errno = ENOMEM;
   return NULL;
 }
 
-void *hak_pop_fault(struct hak_bin *bin, unsigned cls, enum hak_node_problem why) {
+void hak_drop_bin(struct hak_bin *bin, unsigned cls, enum hak_node_problem why) {
   void *bad = bin->head;
   /* The bad node's link cannot be trusted: the whole list is dropped
    * (its blocks leak) rather than followed. */
   bin->head = NULL;
-  atomic_store_explicit(&bin->count, 0, memory_order_relaxed);
+  HAK_COUNTER_SET(bin->count, 0);
   hak_fault(HAK_FAULT_SLL_CORRUPTION, bad, (int)cls, why);
-  return NULL;
+}
+
+void *hak_alloc_after_fault(unsigned cls, enum hak_node_problem why) {
+  hak_drop_bin(&hak_tc.bins[cls], cls, why);
+  return hak_alloc_slow(cls);
 }
 
 static void count_remote_free(struct hak_tcache *tc, unsigned cls) {
   if (tc->heap) {
-    hak_relaxed_inc64(&tc->bins[cls].frees);
-    hak_relaxed_inc64(&tc->remote_frees[cls]);
+    HAK_COUNTER_SET(tc->remote_frees[cls], tc->remote_frees[cls] + 1);
   } else {
     atomic_fetch_add_explicit(&hak_heaps.heapless_frees[cls], 1, memory_order_relaxed);
   }
@@ -68,7 +73,7 @@ void hak_free_slow(void *p, struct hak_slab *s) {
   }
   struct hak_tcache *tc = &hak_tc;
   if (atomic_load_explicit(&s->owner, memory_order_acquire) == tc->heap) {
-    hak_bin_push(tc, b, cls);
+    hak_bin_push(tc, b, cls, hak_free_tag(p, cls));
     return;
   }
   hak_remote_free(s, p, cls);

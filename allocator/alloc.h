@@ -15,54 +15,48 @@
 
 /* Slow paths, in alloc.c. */
 void *hak_alloc_slow(unsigned cls) HAK_INTERNAL __attribute__((noinline));
-void *hak_pop_fault(struct hak_bin *bin, unsigned cls, enum hak_node_problem why)
+void *hak_alloc_after_fault(unsigned cls, enum hak_node_problem why)
+    HAK_INTERNAL __attribute__((cold, noinline));
+void hak_drop_bin(struct hak_bin *bin, unsigned cls, enum hak_node_problem why)
     HAK_INTERNAL __attribute__((cold, noinline));
 void hak_free_slow(void *p, struct hak_slab *s) HAK_INTERNAL __attribute__((noinline));
 void hak_free_unregistered(void *p) HAK_INTERNAL __attribute__((noinline));
 
-static inline void hak_relaxed_add32(_Atomic uint32_t *x, int32_t d) {
-  atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + (uint32_t)d,
-                        memory_order_relaxed);
+/* The check every pop makes: the free tag in release, everything in debug. */
+static inline enum hak_node_problem hak_pop_check(const uintptr_t *b, unsigned cls) {
+  if (HAK_FULL_CHECKS) return hak_node_check(b, cls);
+  return HAK_LIKELY(b[1] == hak_free_tag(b, cls)) ? HAK_NODE_OK : HAK_NODE_BAD_TAG;
 }
 
-static inline void hak_relaxed_inc64(_Atomic uint64_t *x) {
-  atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + 1,
-                        memory_order_relaxed);
-}
-
-/* Pops a block from a TLS SLL, NULL if the list is empty (or was found
- * corrupt and dropped).  Release checks the free tag, debug everything. */
-static inline void *hak_bin_pop(struct hak_bin *bin, unsigned cls) {
-  uintptr_t *b = bin->head;
-  if (HAK_UNLIKELY(!b)) return NULL;
-  if (HAK_FULL_CHECKS) {
-    enum hak_node_problem why = hak_node_check(b, cls);
-    if (why != HAK_NODE_OK) return hak_pop_fault(bin, cls, why);
-  } else if (HAK_UNLIKELY(b[1] != hak_free_tag(b, cls))) {
-    return hak_pop_fault(bin, cls, HAK_NODE_BAD_TAG);
-  }
+/* Unlinks head block b (already checked) and hands it out. */
+static inline void *hak_bin_take(struct hak_bin *bin, uintptr_t *b) {
   bin->head = (void *)b[0];
   b[1] = 0;
-  hak_relaxed_add32(&bin->count, -1);
-  hak_relaxed_inc64(&bin->allocs);
+  HAK_COUNTER_SET(bin->count, bin->count - 1);
   return b;
 }
 
+/* Tiny and mid malloc: pop the class's TLS SLL. */
 static inline void *hak_alloc_class(unsigned cls) {
-  void *p = hak_bin_pop(&hak_tc.bins[cls], cls);
-  if (HAK_LIKELY(p != NULL)) return p;
-  return hak_alloc_slow(cls);
+  struct hak_bin *bin = &hak_tc.bins[cls];
+  uintptr_t *b = bin->head;
+  if (HAK_UNLIKELY(!b)) return hak_alloc_slow(cls);
+  enum hak_node_problem why = hak_pop_check(b, cls);
+  if (HAK_UNLIKELY(why != HAK_NODE_OK)) return hak_alloc_after_fault(cls, why);
+  return hak_bin_take(bin, b);
 }
 
-/* Pushes block b of class cls, owned by this thread, onto its TLS SLL. */
-static inline void hak_bin_push(struct hak_tcache *tc, uintptr_t *b, unsigned cls) {
+/* Pushes block b of class cls, owned by this thread and carrying no tag,
+ * onto its TLS SLL. */
+static inline void hak_bin_push(struct hak_tcache *tc, uintptr_t *b, unsigned cls,
+                                uintptr_t tag) {
   struct hak_bin *bin = &tc->bins[cls];
   b[0] = (uintptr_t)bin->head;
-  b[1] = hak_free_tag(b, cls);
+  b[1] = tag;
   bin->head = b;
-  uint32_t count = atomic_load_explicit(&bin->count, memory_order_relaxed) + 1;
-  atomic_store_explicit(&bin->count, count, memory_order_relaxed);
-  hak_relaxed_inc64(&bin->frees);
+  uint32_t count = bin->count + 1;
+  HAK_COUNTER_SET(bin->count, count);
+  HAK_COUNTER_SET(bin->frees, bin->frees + 1);
   if (HAK_UNLIKELY(count > bin->cap)) hak_flush(tc, cls, bin->cap / 2);
 }
 
@@ -79,14 +73,15 @@ static inline void hak_free_block(void *p) {
   }
   unsigned cls = s->cls;
   uintptr_t *b = p;
+  uintptr_t tag = hak_free_tag(p, cls);
   uint32_t idx = hak_block_index(s, p);
   if (HAK_UNLIKELY(s->start + (size_t)idx * s->block_size != (char *)p ||
                    idx >= atomic_load_explicit(&s->carved, memory_order_relaxed) ||
-                   b[1] == hak_free_tag(p, cls))) {
+                   b[1] == tag)) {
     hak_free_slow(p, s); /* interior pointer or double free: reported there */
     return;
   }
-  hak_bin_push(tc, b, cls);
+  hak_bin_push(tc, b, cls, tag);
 }
 
 #endif

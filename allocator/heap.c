@@ -156,9 +156,8 @@ static uint32_t span_take(struct hak_slab *s, struct hak_bin *bin, unsigned cls,
   got += fresh;
   bin->head = head;
   s->used += got;
-  atomic_store_explicit(&bin->count,
-                        atomic_load_explicit(&bin->count, memory_order_relaxed) + got,
-                        memory_order_relaxed);
+  HAK_COUNTER_SET(bin->count, bin->count + got);
+  HAK_COUNTER_SET(bin->net_in, bin->net_in + got);
   return got;
 }
 
@@ -179,7 +178,8 @@ int hak_refill(struct hak_tcache *tc, unsigned cls) {
 void hak_flush(struct hak_tcache *tc, unsigned cls, uint32_t keep) {
   struct hak_heap *h = tc->heap;
   struct hak_bin *bin = &tc->bins[cls];
-  uint32_t count = atomic_load_explicit(&bin->count, memory_order_relaxed);
+  uint32_t count = bin->count;
+  int64_t flushed = 0;
   while (count > keep) {
     uintptr_t *b = bin->head;
     if (HAK_FULL_CHECKS) {
@@ -193,6 +193,7 @@ void hak_flush(struct hak_tcache *tc, unsigned cls, uint32_t keep) {
     }
     bin->head = (void *)b[0];
     count--;
+    flushed++;
     struct hak_slab *s = hak_slab_of(b);
     b[0] = (uintptr_t)s->free;
     s->free = b;
@@ -200,7 +201,8 @@ void hak_flush(struct hak_tcache *tc, unsigned cls, uint32_t keep) {
     if (s->on_full_list) move_to_avail(h, s);
     if (s->used == 0) maybe_release(h, s);
   }
-  atomic_store_explicit(&bin->count, count, memory_order_relaxed);
+  HAK_COUNTER_SET(bin->count, count);
+  HAK_COUNTER_SET(bin->net_in, bin->net_in - flushed);
   hak_knobs_refresh(tc);
 }
 
@@ -294,10 +296,13 @@ void hak_thread_detach(void) {
   hak_lock(&hak_heaps.lock);
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
     struct hak_bin *bin = &tc->bins[c];
-    hak_heaps.retired_allocs[c] += atomic_exchange_explicit(&bin->allocs, 0, memory_order_relaxed);
-    hak_heaps.retired_frees[c] += atomic_exchange_explicit(&bin->frees, 0, memory_order_relaxed);
-    hak_heaps.retired_remote_frees[c] +=
-        atomic_exchange_explicit(&tc->remote_frees[c], 0, memory_order_relaxed);
+    /* Flushed to zero above, so allocs = net_in + frees. */
+    hak_heaps.retired_allocs[c] += (uint64_t)(bin->net_in + (int64_t)bin->frees);
+    hak_heaps.retired_frees[c] += bin->frees + tc->remote_frees[c];
+    hak_heaps.retired_remote_frees[c] += tc->remote_frees[c];
+    HAK_COUNTER_SET(bin->net_in, 0);
+    HAK_COUNTER_SET(bin->frees, 0);
+    HAK_COUNTER_SET(tc->remote_frees[c], 0);
   }
   unlink_live_locked(h);
   h->tc = NULL;

@@ -8,7 +8,6 @@
 #include "integrity.h"
 #include "knobs.h"
 #include "large.h"
-#include "registry.h"
 #include "segment.h"
 
 _Atomic int hak_init_state; /* 0 not started, 1 running, 2 usable */
@@ -65,7 +64,6 @@ void hak_init_slow(void) {
   atomic_store_explicit(&hak_fault_mode, (int)hak_config.fault_action,
                         memory_order_relaxed);
   hak_tag_secret = make_secret();
-  hak_registry_init();
   hak_knobs_init();
   hak_heaps_init();
   atomic_store_explicit(&hak_init_state, 2, memory_order_release);

@@ -32,10 +32,15 @@ struct shard {
 
 static struct shard shards[SHARDS];
 
+/* The global cache: bins like a heap's but deeper, and a few slots for
+ * spans too long for any bin; all under cache_lock. */
+#define GLOBAL_BIN_DEPTH 8
+#define GLOBAL_HUGE_SLOTS 16
 static hak_lock_t cache_lock = HAK_LOCK_INIT;
-#define GLOBAL_CACHE_SLOTS 64
-static struct hak_large_span global_cache[GLOBAL_CACHE_SLOTS];
-static unsigned global_cached;
+static struct hak_large_span global_bins[HAK_LARGE_BINS][GLOBAL_BIN_DEPTH];
+static unsigned global_bin_count[HAK_LARGE_BINS];
+static struct hak_large_span global_huge[GLOBAL_HUGE_SLOTS];
+static unsigned global_huge_count;
 static uint64_t global_cached_bytes;
 
 static size_t hash_ptr(uintptr_t p) { return (size_t)((p >> 6) * 0x9e3779b97f4a7c15ull); }
@@ -113,12 +118,38 @@ static size_t span_round(size_t len) {
   return (len + step - 1) & ~(step - 1);
 }
 
+/* Heap bin of a rounded span length, or -1 if the heap does not cache it.
+ * Spans are longer than HAK_MID_MAX, so log2 >= 16. */
+static int heap_bin(size_t len) {
+  unsigned log2 = 63u - (unsigned)__builtin_clzl(len - 1);
+  if (log2 < 16) return -1;
+  int bin = (int)((log2 - 16) * 8 + ((len - 1) >> (log2 - 3)) - 8);
+  return bin < HAK_LARGE_BINS ? bin : -1;
+}
+
+/* Best fit among spans at most half again as long as needed. */
 static int take_fit(struct hak_large_span *cache, unsigned *n, size_t need,
                     struct hak_large_span *out) {
+  unsigned best = *n;
   for (unsigned i = 0; i < *n; i++) {
-    if (cache[i].len >= need && cache[i].len <= need + need / 4) {
-      *out = cache[i];
-      cache[i] = cache[--*n];
+    if (cache[i].len >= need && cache[i].len <= need + need / 2 &&
+        (best == *n || cache[i].len < cache[best].len))
+      best = i;
+  }
+  if (best == *n) return 0;
+  *out = cache[best];
+  cache[best] = cache[--*n];
+  return 1;
+}
+
+/* Takes a span from bin `bin` or the next two (at most ~30% longer than
+ * needed) of a binned cache. */
+static int take_binned(struct hak_large_span (*bins)[], unsigned depth,
+                       unsigned *counts, int bin, struct hak_large_span *out) {
+  struct hak_large_span *slots = (struct hak_large_span *)bins;
+  for (int b = bin; b < bin + 3 && b < HAK_LARGE_BINS; b++) {
+    if (counts[b]) {
+      *out = slots[(size_t)b * depth + --counts[b]];
       return 1;
     }
   }
@@ -127,34 +158,41 @@ static int take_fit(struct hak_large_span *cache, unsigned *n, size_t need,
 
 static int cache_take(size_t need, struct hak_large_span *out) {
   struct hak_heap *h = hak_tc.heap;
-  if (h && take_fit(h->large_cache, &h->large_cached, need, out)) return 1;
+  int bin = heap_bin(need);
+  if (h && bin >= 0 &&
+      take_binned(h->large_bins, HAK_LARGE_BIN_DEPTH, h->large_bin_count, bin, out))
+    return 1;
   hak_lock(&cache_lock);
-  int found = take_fit(global_cache, &global_cached, need, out);
+  int found = bin >= 0 ? take_binned(global_bins, GLOBAL_BIN_DEPTH, global_bin_count, bin, out)
+                       : take_fit(global_huge, &global_huge_count, need, out);
   if (found) global_cached_bytes -= out->len;
   hak_unlock(&cache_lock);
   return found;
 }
 
 static void global_cache_put(struct hak_large_span span) {
+  int bin = heap_bin(span.len);
   hak_lock(&cache_lock);
-  if (global_cached < GLOBAL_CACHE_SLOTS &&
-      global_cached_bytes + span.len <= hak_config.large_cache_bytes) {
-    global_cache[global_cached++] = span;
+  if (global_cached_bytes + span.len <= hak_config.large_cache_bytes) {
+    if (bin >= 0 && global_bin_count[bin] < GLOBAL_BIN_DEPTH)
+      global_bins[bin][global_bin_count[bin]++] = span;
+    else if (bin < 0 && global_huge_count < GLOBAL_HUGE_SLOTS)
+      global_huge[global_huge_count++] = span;
+    else
+      goto full;
     global_cached_bytes += span.len;
     span.base = NULL;
   }
+full:
   hak_unlock(&cache_lock);
   if (span.base) hak_os_unmap(span.base, span.len);
 }
 
 static void cache_put(struct hak_large_span span) {
   struct hak_heap *h = hak_tc.heap;
-  if (h && span.len <= 2 * HAK_SEGMENT_SIZE) {
-    if (h->large_cached == HAK_LARGE_TLS_CACHE) {
-      global_cache_put(h->large_cache[0]);
-      h->large_cache[0] = h->large_cache[--h->large_cached];
-    }
-    h->large_cache[h->large_cached++] = span;
+  int bin = heap_bin(span.len);
+  if (h && bin >= 0 && h->large_bin_count[bin] < HAK_LARGE_BIN_DEPTH) {
+    h->large_bins[bin][h->large_bin_count[bin]++] = span;
     return;
   }
   global_cache_put(span);
@@ -275,7 +313,9 @@ void *hak_large_realloc(void *p, size_t n) {
 }
 
 void hak_large_heap_flush(struct hak_heap *h) {
-  while (h->large_cached) global_cache_put(h->large_cache[--h->large_cached]);
+  for (int b = 0; b < HAK_LARGE_BINS; b++)
+    while (h->large_bin_count[b])
+      global_cache_put(h->large_bins[b][--h->large_bin_count[b]]);
 }
 
 uint64_t hak_large_scavenge(uint64_t deadline_ns) {
@@ -283,10 +323,13 @@ uint64_t hak_large_scavenge(uint64_t deadline_ns) {
   for (;;) {
     struct hak_large_span span = {0};
     hak_lock(&cache_lock);
-    if (global_cached) {
-      span = global_cache[--global_cached];
-      global_cached_bytes -= span.len;
+    if (global_huge_count) {
+      span = global_huge[--global_huge_count];
+    } else {
+      for (int b = 0; b < HAK_LARGE_BINS && !span.base; b++)
+        if (global_bin_count[b]) span = global_bins[b][--global_bin_count[b]];
     }
+    if (span.base) global_cached_bytes -= span.len;
     hak_unlock(&cache_lock);
     if (!span.base) break;
     hak_os_unmap(span.base, span.len);

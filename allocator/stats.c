@@ -42,11 +42,16 @@ int hak_stats_get(struct hak_stats *out) {
   for (struct hak_heap *h = hak_heaps.live; h; h = h->next_live) {
     struct hak_tcache *tc = h->tc;
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
-      out->cls[c].allocs += relaxed64(&tc->bins[c].allocs);
-      out->cls[c].frees += relaxed64(&tc->bins[c].frees);
-      out->cls[c].remote_frees += relaxed64(&tc->remote_frees[c]);
-      out->cls[c].tls_cached +=
-          atomic_load_explicit(&tc->bins[c].count, memory_order_relaxed);
+      struct hak_bin *bin = &tc->bins[c];
+      uint64_t count = HAK_COUNTER_READ(bin->count);
+      uint64_t frees = HAK_COUNTER_READ(bin->frees);
+      uint64_t remote = HAK_COUNTER_READ(tc->remote_frees[c]);
+      /* Read while the thread runs, the three may disagree for a moment. */
+      int64_t allocs = HAK_COUNTER_READ(bin->net_in) + (int64_t)frees - (int64_t)count;
+      out->cls[c].allocs += allocs > 0 ? (uint64_t)allocs : 0;
+      out->cls[c].frees += frees + remote;
+      out->cls[c].remote_frees += remote;
+      out->cls[c].tls_cached += count;
     }
     out->large_allocs += relaxed64(&h->large_allocs);
     out->large_frees += relaxed64(&h->large_frees);

@@ -9,14 +9,14 @@ size_t hak_tls_sll_verify(void) {
   size_t bad = 0;
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
     struct hak_bin *bin = &tc->bins[c];
-    uint32_t count = atomic_load_explicit(&bin->count, memory_order_relaxed);
+    uint32_t count = bin->count;
     uint32_t seen = 0;
     /* Bounded by count: a cycle cannot make the walk run forever. */
     for (uintptr_t *node = bin->head; node && seen <= count; node = (uintptr_t *)node[0]) {
       enum hak_node_problem why = hak_node_check(node, c);
       if (why != HAK_NODE_OK) {
         bad++;
-        hak_pop_fault(bin, c, why); /* reports; the list is dropped */
+        hak_drop_bin(bin, c, why); /* reports; the list is dropped */
         break;
       }
       seen++;
@@ -30,12 +30,12 @@ void hak_testing_tls_sll_push_raw(int cls, void *node) {
   struct hak_bin *bin = &hak_tc.bins[cls];
   ((uintptr_t *)node)[0] = (uintptr_t)bin->head;
   bin->head = node;
-  hak_relaxed_add32(&bin->count, 1);
+  HAK_COUNTER_SET(bin->count, bin->count + 1);
 }
 
 uint32_t hak_testing_tls_sll_length(int cls) {
   if (cls < 0 || cls >= HAK_NUM_CLASSES) return 0;
-  return atomic_load_explicit(&hak_tc.bins[cls].count, memory_order_relaxed);
+  return hak_tc.bins[cls].count;
 }
 
 void hak_testing_tls_flush(void) {

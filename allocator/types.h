@@ -97,15 +97,31 @@ struct hak_segment {
 _Static_assert(sizeof(struct hak_segment) <= HAK_SLAB_SIZE,
                "segment header must fit in slab 0");
 
-/* One class's TLS SLL.  Only the owning thread writes it; hak_stats reads
- * count/allocs/frees from other threads, hence the relaxed atomics (plain
- * loads and stores on x86). */
+/* Per-thread counters are written only by their thread and read by
+ * hak_stats from others: the owner writes with HAK_COUNTER_SET (a plain
+ * store; an atomic one under ThreadSanitizer, so the tool sees no race) and
+ * readers use HAK_COUNTER_READ (a relaxed atomic load). */
+#if defined(__SANITIZE_THREAD__)
+#define HAK_COUNTER_SET(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define HAK_COUNTER_SET(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+#endif
+#endif
+#ifndef HAK_COUNTER_SET
+#define HAK_COUNTER_SET(x, v) ((x) = (v))
+#endif
+#define HAK_COUNTER_READ(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
+/* One class's TLS SLL.  malloc counts nothing beyond the list length;
+ * allocations follow from  allocs = net_in + frees - count,  where net_in
+ * is the blocks refills moved in minus the blocks flushes moved out. */
 struct hak_bin {
   void *head;
-  _Atomic uint32_t count;
+  uint32_t count;
   uint32_t cap;
-  _Atomic uint64_t allocs;
-  _Atomic uint64_t frees;
+  uint64_t frees; /* frees pushed onto this list */
+  int64_t net_in;
 };
 
 /* Per-thread state, in initial-exec TLS.  All zero until the thread's first
@@ -115,14 +131,19 @@ struct hak_tcache {
   struct hak_bin bins[HAK_NUM_CLASSES];
   struct hak_heap *heap;
   uint32_t knob_epoch;
-  _Atomic uint64_t remote_frees[HAK_NUM_CLASSES];
+  uint64_t remote_frees[HAK_NUM_CLASSES]; /* frees sent to other heaps */
 };
 
 struct hak_slab_list {
   struct hak_slab *head, *tail;
 };
 
-#define HAK_LARGE_TLS_CACHE 4
+/* A heap keeps freed large spans of up to 4 MiB in bins by rounded length
+ * (eight bins per power of two), a few per bin: frees and allocations of a
+ * size balance out, so most large allocations are served without a lock or
+ * a system call. */
+#define HAK_LARGE_BINS 48
+#define HAK_LARGE_BIN_DEPTH 4
 
 struct hak_large_span {
   void *base;
@@ -140,8 +161,8 @@ struct hak_heap {
   struct hak_slab_list avail[HAK_NUM_CLASSES]; /* spans with blocks to give */
   struct hak_slab_list full[HAK_NUM_CLASSES];  /* nothing local left */
   _Atomic(struct hak_slab *) pending;          /* backlog reached threshold */
-  struct hak_large_span large_cache[HAK_LARGE_TLS_CACHE];
-  uint32_t large_cached;
+  struct hak_large_span large_bins[HAK_LARGE_BINS][HAK_LARGE_BIN_DEPTH];
+  unsigned large_bin_count[HAK_LARGE_BINS];
   _Atomic uint64_t large_allocs, large_frees;
 };
 

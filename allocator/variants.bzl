@@ -68,7 +68,7 @@ HAKMEM_VARIANTS = [
         suffix = "",
         defines = ["HAKMEM_BUILD_RELEASE=1"],
         local_defines = ["NDEBUG"],
-        copts = ["-O2"],
+        copts = ["-O2", "-fomit-frame-pointer"],
     ),
     struct(
         name = "debug",
