@@ -304,6 +304,10 @@ void hak_thread_detach(void) {
     HAK_COUNTER_SET(bin->frees, 0);
     HAK_COUNTER_SET(tc->remote_frees[c], 0);
   }
+  hak_heaps.retired_large_allocs +=
+      atomic_exchange_explicit(&h->large_allocs, 0, memory_order_relaxed);
+  hak_heaps.retired_large_frees +=
+      atomic_exchange_explicit(&h->large_frees, 0, memory_order_relaxed);
   unlink_live_locked(h);
   h->tc = NULL;
   h->next_free = hak_heaps.free;

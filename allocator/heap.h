@@ -25,6 +25,7 @@ struct hak_heap_registry {
   uint64_t retired_allocs[HAK_NUM_CLASSES];
   uint64_t retired_frees[HAK_NUM_CLASSES];
   uint64_t retired_remote_frees[HAK_NUM_CLASSES];
+  uint64_t retired_large_allocs, retired_large_frees;
   /* Frees by threads without a heap (after their heap was retired). */
   _Atomic uint64_t heapless_frees[HAK_NUM_CLASSES];
 };

@@ -290,6 +290,10 @@ void *hak_large_realloc(void *p, size_t n) {
   if (!usable) return NULL;
   struct large_header *hdr = header_of(p);
   size_t offset = (size_t)((char *)p - (char *)hdr->base);
+  if (n > (size_t)PTRDIFF_MAX - offset - HAK_SEGMENT_SIZE) {
+    errno = ENOMEM;
+    return NULL;
+  }
   size_t need = span_round(n + offset);
   if (n <= usable && need >= hdr->len / 2) return p; /* fits, not wasteful */
   struct hak_large_span old = unlink_block(p, 0);

@@ -39,6 +39,8 @@ int hak_stats_get(struct hak_stats *out) {
     out->cls[c].remote_frees = hak_heaps.retired_remote_frees[c] +
                                relaxed64(&hak_heaps.heapless_frees[c]);
   }
+  out->large_allocs = hak_heaps.retired_large_allocs;
+  out->large_frees = hak_heaps.retired_large_frees;
   for (struct hak_heap *h = hak_heaps.live; h; h = h->next_live) {
     struct hak_tcache *tc = h->tc;
     for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
