@@ -40,7 +40,7 @@ HAK_EXPORT void *calloc(size_t count, size_t size) {
 static size_t usable_size(void *p) {
   if (!hak_registry_contains(p)) {
     size_t n = hak_large_usable(p);
-    if (!n) hak_fault(HAK_FAULT_INVALID_FREE, p, -1, HAK_NODE_NOT_REGISTERED);
+    if (!n) hak_fault(HAK_FAULT_INVALID_FREE, p, -1, HAK_NODE_NOT_LARGE);
     return n;
   }
   struct hak_slab *s = hak_slab_of(p);

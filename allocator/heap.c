@@ -1,5 +1,7 @@
 #include "heap.h"
 
+#include "alloc.h"
+
 #include <pthread.h>
 
 #include "init.h"
@@ -182,14 +184,13 @@ void hak_flush(struct hak_tcache *tc, unsigned cls, uint32_t keep) {
   int64_t flushed = 0;
   while (count > keep) {
     uintptr_t *b = bin->head;
-    if (HAK_FULL_CHECKS) {
-      enum hak_node_problem why = hak_node_check(b, cls);
-      if (why != HAK_NODE_OK) {
-        hak_fault(HAK_FAULT_SLL_CORRUPTION, b, (int)cls, why);
-        bin->head = NULL;
-        count = 0;
-        break;
-      }
+    /* The same check a pop makes; a list shorter than its count is
+     * corrupt too. */
+    enum hak_node_problem why = b ? hak_pop_check(b, cls) : HAK_NODE_NOT_REGISTERED;
+    if (HAK_UNLIKELY(why != HAK_NODE_OK)) {
+      hak_drop_bin(bin, cls, why);
+      count = 0;
+      break;
     }
     bin->head = (void *)b[0];
     count--;

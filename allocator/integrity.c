@@ -33,6 +33,7 @@ static const char *const fault_names[] = {
 static const char *const problem_texts[] = {
     [HAK_NODE_OK] = "",
     [HAK_NODE_NOT_REGISTERED] = "not in any SuperSlab hakmem knows",
+    [HAK_NODE_NOT_LARGE] = "neither in a SuperSlab nor a live large block",
     [HAK_NODE_NO_SPAN] = "in a SuperSlab but in no live slab",
     [HAK_NODE_WRONG_CLASS] = "a block of another class",
     [HAK_NODE_OFF_BOUNDARY] = "interior pointer, not at a block boundary",

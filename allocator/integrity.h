@@ -23,6 +23,7 @@ enum hak_fault_kind {
 enum hak_node_problem {
   HAK_NODE_OK,
   HAK_NODE_NOT_REGISTERED,  /* not inside any live SuperSlab */
+  HAK_NODE_NOT_LARGE,       /* outside every SuperSlab, not a live large block */
   HAK_NODE_NO_SPAN,         /* segment header or a slab serving no class */
   HAK_NODE_WRONG_CLASS,     /* a block of another class */
   HAK_NODE_OFF_BOUNDARY,    /* inside a block, not at its start */

@@ -258,7 +258,7 @@ static struct hak_large_span unlink_block(void *p, int report) {
   hak_unlock(&sh->lock);
   if (!span.base && report)
     hak_fault(recently_freed ? HAK_FAULT_DOUBLE_FREE : HAK_FAULT_INVALID_FREE, p, -1,
-              HAK_NODE_NOT_REGISTERED);
+              recently_freed ? HAK_NODE_OK : HAK_NODE_NOT_LARGE);
   return span;
 }
 
