@@ -1,7 +1,7 @@
 #include "size_class.h"
 
 /* Class of every request up to 1 KiB, indexed by (n + 15) / 16.  Above 128
- * bytes it equals the formula in hak_class_of; size_class_test checks it. */
+ * bytes it equals the formula in hak_class_of; api_test checks every size. */
 const uint8_t hak_small_class[HAK_TINY_MAX / 16 + 1] = {
     0,  0,  1,  2,  3,  4,  5,  6,  7,                      /* 0..128 */
     8,  8,  9,  9,  10, 10, 11, 11,                         /* ..256 */
