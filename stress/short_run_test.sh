@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# A short run of one workload under one hakmem shared object:
+#   short_run_test.sh BINARY LIBHAKMEM_SO WORKLOAD BAD,ARGS ARGS...
+# Asserts the usage contract (--help exits 0, the comma-separated BAD,ARGS
+# exit 2 with usage on stderr) and that the run ends with one valid JSON result line naming the
+# workload and hakmem, with positive counts and zero integrity events.
+set -uo pipefail
+bin=$1 so=$(realpath "$2") workload=$3
+IFS=, read -r -a bad <<<"$4"
+shift 4
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$bin" --help >/dev/null || fail "--help exited $?"
+"$bin" "${bad[@]}" >/dev/null 2>"$TEST_TMPDIR/usage.err"
+status=$?
+[[ $status -eq 2 ]] || fail "bad arguments '${bad[*]}' exited $status, want 2"
+grep -q usage "$TEST_TMPDIR/usage.err" || fail "bad arguments printed no usage"
+
+LD_PRELOAD=$so "$bin" "$@" >"$TEST_TMPDIR/out" 2>"$TEST_TMPDIR/err"
+status=$?
+cat "$TEST_TMPDIR/err" >&2
+[[ $status -eq 0 ]] || fail "$workload $* exited $status"
+tail -n 1 "$TEST_TMPDIR/out" >"$TEST_TMPDIR/result.json"
+cat "$TEST_TMPDIR/result.json"
+
+python3 - "$workload" "$TEST_TMPDIR/result.json" <<'PY' || exit 1
+import json, sys
+workload, path = sys.argv[1], sys.argv[2]
+r = json.load(open(path))
+problems = []
+def need(cond, what):
+    if not cond: problems.append(what)
+need(r.get("workload") == workload, "workload is %r" % r.get("workload"))
+need(str(r.get("allocator", "")).startswith("hakmem-"), "allocator is %r" % r.get("allocator"))
+for key in ("threads", "ops", "seconds", "ops_per_sec", "peak_rss_kb"):
+    need(isinstance(r.get(key), (int, float)) and r[key] > 0, "%s is %r" % (key, r.get(key)))
+need(r.get("integrity_events") == 0, "integrity_events is %r" % r.get("integrity_events"))
+need(isinstance(r.get("classes"), list) and r["classes"], "no per-class figures")
+if problems:
+    sys.exit("FAIL: " + "; ".join(problems))
+print("ok:", workload, r["allocator"], r["ops_per_sec"], "ops/s")
+PY
