@@ -27,7 +27,7 @@ static void on_crash(int sig, siginfo_t *info, void *context) {
   struct hak_msg m = {0};
   hak_msg_str(&m, "hakmem: fatal signal ");
   hak_msg_str(&m, signal_name(sig));
-  if (sig != SIGABRT) {
+  if (sig != SIGABRT && info->si_code > 0) { /* a fault, not a sent signal */
     hak_msg_str(&m, " at address ");
     hak_msg_hex(&m, (uintptr_t)info->si_addr);
   }
