@@ -78,14 +78,17 @@ struct hak_slab {
   uint32_t used;                     /* blocks outside the local free list */
   uint8_t on_full_list;              /* owner-only: which heap list holds it */
   uint8_t decommitted;               /* memory was returned with madvise */
-  struct hak_slab *prev, *next;      /* owner heap's avail/full list */
 
   _Alignas(64) _Atomic(uintptr_t) remote_head;  /* remote queue (blocks) */
   _Atomic int32_t remote_count;
   _Atomic uint32_t in_pending;       /* on its owner's pending stack */
   _Atomic(struct hak_slab *) pending_next;
   _Atomic uintptr_t pool_next;       /* shared-pool stack link */
+  struct hak_slab *prev, *next;      /* owner heap's avail/full list (slow paths) */
 } __attribute__((aligned(64)));
+
+/* Two cache lines exactly, so the record of a slab is found with a shift. */
+_Static_assert(sizeof(struct hak_slab) == 128, "slab record must be 128 bytes");
 
 struct hak_segment {
   uint64_t magic;
