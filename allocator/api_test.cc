@@ -24,16 +24,14 @@
 
 #include "gtest/gtest.h"
 #include "hakmem.h"
+#include "test_support.h"
 
 namespace {
 
 constexpr size_t kKiB = 1024;
 constexpr size_t kMiB = 1024 * kKiB;
 
-// Tells the compiler that *p may be read or written here, so it can neither
-// drop a malloc/free pair whose result looks unused nor fold a read-back of
-// memory it has just written.
-inline void Escape(const void* p) { asm volatile("" : : "g"(p) : "memory"); }
+using ::hakmem_test::Escape;
 
 // Hides a value from the optimiser, so calls with absurd sizes are neither
 // warned about at compile time nor folded away.
@@ -94,19 +92,10 @@ void Fill(void* p, size_t from, size_t to, uint32_t seed) {
   return HasPattern(p, n, seed);
 }
 
-// Environment check: whatever the tests did, a correct allocator saw no
-// fault and the main thread's free lists are intact at the end.
-class CleanHeapAtExit : public ::testing::Environment {
- public:
-  void TearDown() override {
-    EXPECT_EQ(hak_integrity_events(), 0u);
-    EXPECT_EQ(hak_tls_sll_verify(), 0u);
-  }
-};
-// Registered from a static constructor: this allocation also checks that
-// hakmem works before main.
-::testing::Environment* const kCleanHeapEnv =
-    ::testing::AddGlobalTestEnvironment(new CleanHeapAtExit);
+// Whatever the tests did, a correct allocator saw no fault and the main
+// thread's free lists are intact at the end.  Registered from a static
+// constructor: this allocation also checks that hakmem works before main.
+::testing::Environment* const kCleanHeapEnv = ::hakmem_test::AddCleanHeapAtExit();
 
 // ---------------------------------------------------------------- malloc --
 

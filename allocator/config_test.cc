@@ -2,24 +2,16 @@
 // start-up, a bad value reported on stderr and ignored.
 //
 // Settings are read before main, so each case needs a process of its own:
-// the test re-executes this binary (/proc/self/exe) under a chosen, minimal
-// environment, running only the probe test at the end of this file, and
-// reads what the child prints (its knob values through the public getters)
-// and how it ended.  The child is the same binary, so it runs the same
-// hakmem variant, linked the same way, as the test itself.
+// the test re-executes this binary under a chosen, minimal environment
+// (hakmem_test::RunProbe, test_support.h), running only the probe test at
+// the end of this file, and reads what the child prints (its knob values
+// through the public getters) and how it ended.
 
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <sstream>
 #include <string>
@@ -29,169 +21,25 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "hakmem.h"
+#include "test_support.h"
 
 namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// Names the probe action for the child (see ConfigProbe below).  Not a
-// HAKMEM_* name, so "no HAKMEM_* variable" really means none.
-constexpr char kProbeVariable[] = "CONFIG_TEST_PROBE";
-constexpr char kProbeFilter[] = "--gtest_filter=ConfigProbe.DISABLED_Child";
-constexpr int kChildDeadlineSeconds = 30;
+using ::hakmem_test::Child;
+using ::hakmem_test::Launder;
 
-// Hides where a pointer came from, so the compiler neither warns about nor
-// reasons from the double free the probe commits on purpose.
-template <typename T>
-inline T* Launder(T* p) {
-  asm volatile("" : "+r"(p));
-  return p;
-}
+// The probe test at the end of this file; CONFIG_TEST_PROBE names its
+// action (see ConfigProbe below).
+constexpr ::hakmem_test::Probe kProbe = {"CONFIG_TEST_PROBE",
+                                         "ConfigProbe.DISABLED_Child"};
 
-// ------------------------------------------------------ running a child --
-
-struct Child {
-  bool ran = false;       // fork, exec and wait worked
-  bool timed_out = false; // killed after kChildDeadlineSeconds
-  int status = 0;         // waitpid() status
-  std::string out;        // everything the child wrote to stdout
-  std::string err;        // ... and to stderr
-
-  bool ExitedWith(int code) const {
-    return ran && !timed_out && WIFEXITED(status) && WEXITSTATUS(status) == code;
-  }
-  bool KilledBy(int sig) const {
-    return ran && !timed_out && WIFSIGNALED(status) && WTERMSIG(status) == sig;
-  }
-  // For failure messages: how the child ended and what it said.
-  std::string Describe() const {
-    std::ostringstream s;
-    if (!ran) s << "child did not run";
-    else if (timed_out) s << "child hung, killed after " << kChildDeadlineSeconds << " s";
-    else if (WIFEXITED(status)) s << "child exited with " << WEXITSTATUS(status);
-    else if (WIFSIGNALED(status))
-      s << "child killed by signal " << WTERMSIG(status) << " ("
-        << strsignal(WTERMSIG(status)) << ")";
-    s << "\n--- child stderr ---\n" << err << "--- child stdout ---\n" << out;
-    return s.str();
-  }
-};
-
-// The environment of every child: only what finding and running this
-// binary needs (the loader's variables decide which allocator it gets, so
-// they are kept), never a HAKMEM_* variable, nor Bazel's or gtest's test
-// protocol variables (a child must not write the parent's XML report).
-std::vector<std::string> BaseEnvironment() {
-  static const char* const kKept[] = {"PATH", "HOME", "TMPDIR", "TEST_TMPDIR",
-                                      "LD_LIBRARY_PATH", "LD_PRELOAD"};
-  std::vector<std::string> env;
-  for (const char* name : kKept) {
-    if (const char* v = getenv(name)) env.push_back(std::string(name) + "=" + v);
-  }
-  return env;
-}
-
-// Runs this binary's probe test in a new process with `probe` as the action
-// and `settings` ("NAME=value") added to the base environment.  Collects
-// stdout and stderr through pipes until the child ends or the deadline
-// passes.
+// Runs the probe in a fresh child with `probe` as the action and `settings`
+// ("NAME=value") as its only HAKMEM_* variables.
 Child RunProbe(const std::string& probe, const std::vector<std::string>& settings) {
-  Child c;
-  std::vector<std::string> env = BaseEnvironment();
-  env.push_back(std::string(kProbeVariable) + "=" + probe);
-  env.insert(env.end(), settings.begin(), settings.end());
-  const std::vector<std::string> args = {"/proc/self/exe", kProbeFilter,
-                                         "--gtest_also_run_disabled_tests",
-                                         "--gtest_color=no"};
-  // Everything the child needs is built before fork: between fork and exec
-  // only async-signal-safe calls are allowed.
-  std::vector<char*> argv, envp;
-  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
-  static const char kExecFailed[] = "execve(/proc/self/exe) failed\n";
-  const struct rlimit no_core = {0, 0};
-  struct sigaction default_action;
-  memset(&default_action, 0, sizeof default_action);
-  default_action.sa_handler = SIG_DFL;
-
-  int out_pipe[2], err_pipe[2];
-  if (pipe2(out_pipe, O_CLOEXEC) != 0) {
-    ADD_FAILURE() << "pipe2: " << strerror(errno);
-    return c;
-  }
-  if (pipe2(err_pipe, O_CLOEXEC) != 0) {
-    ADD_FAILURE() << "pipe2: " << strerror(errno);
-    close(out_pipe[0]);
-    close(out_pipe[1]);
-    return c;
-  }
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out_pipe[1], STDOUT_FILENO);  // dup2'ed descriptors lose O_CLOEXEC
-    dup2(err_pipe[1], STDERR_FILENO);
-    setrlimit(RLIMIT_CORE, &no_core);  // children that abort leave no core
-    // Start from the default signal state whatever the test runner gave us:
-    // an ignored SIGABRT would survive exec and change what the child does.
-    sigaction(SIGABRT, &default_action, nullptr);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    execve("/proc/self/exe", argv.data(), envp.data());
-    if (write(STDERR_FILENO, kExecFailed, sizeof kExecFailed - 1) < 0) _exit(126);
-    _exit(127);
-  }
-  close(out_pipe[1]);
-  close(err_pipe[1]);
-  if (pid < 0) {
-    ADD_FAILURE() << "fork: " << strerror(errno);
-    close(out_pipe[0]);
-    close(err_pipe[0]);
-    return c;
-  }
-
-  // Read both pipes as data arrives (a child blocked on a full pipe would
-  // never exit), until both reach end of file or the deadline passes.
-  timespec start;
-  clock_gettime(CLOCK_MONOTONIC, &start);
-  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-  std::string* sinks[2] = {&c.out, &c.err};
-  int open_fds = 2;
-  while (open_fds > 0) {
-    timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec - start.tv_sec >= kChildDeadlineSeconds) {
-      c.timed_out = true;
-      kill(pid, SIGKILL);
-      break;
-    }
-    int n = poll(fds, 2, 200);
-    if (n < 0 && errno != EINTR) break;
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || fds[i].revents == 0) continue;
-      char buf[4096];
-      ssize_t r = read(fds[i].fd, buf, sizeof buf);
-      if (r > 0) {
-        sinks[i]->append(buf, static_cast<size_t>(r));
-      } else if (r == 0 || errno != EINTR) {
-        close(fds[i].fd);
-        fds[i].fd = -1;  // poll ignores negative descriptors
-        --open_fds;
-      }
-    }
-  }
-  for (const pollfd& f : fds) {
-    if (f.fd >= 0) close(f.fd);
-  }
-  pid_t w;
-  do {
-    w = waitpid(pid, &c.status, 0);
-  } while (w < 0 && errno == EINTR);
-  c.ran = w == pid;
-  if (!c.ran) ADD_FAILURE() << "waitpid: " << strerror(errno);
-  return c;
+  return ::hakmem_test::RunProbe(kProbe, probe, settings);
 }
 
 // ---------------------------------------------------- reading the knobs --
@@ -427,7 +275,7 @@ TEST(Config, BogusFaultActionIsReportedAndAbortStays) {
 //   double_free         free a block twice, then print the fault count and
 //                       show the allocator still works
 TEST(ConfigProbe, DISABLED_Child) {
-  const char* probe = getenv(kProbeVariable);
+  const char* probe = getenv(kProbe.variable);
   if (probe == nullptr) GTEST_SKIP() << "runs only as config_test's child";
   const std::string what = probe;
 

@@ -8,11 +8,9 @@
 // Default-settings cases are death tests (the child is this binary re-run
 // by gtest, so it starts with hakmem's handler installed).  Cases that need
 // another environment or an inherited signal disposition re-execute this
-// binary themselves, running only the probe test at the end of this file.
+// binary themselves (hakmem_test::RunProbe, test_support.h), running only
+// the probe test at the end of this file.
 
-#include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,17 +18,15 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "hakmem.h"
+#include "test_support.h"
 
 namespace {
 
@@ -39,18 +35,10 @@ using ::testing::HasSubstr;
 using ::testing::KilledBySignal;
 using ::testing::Not;
 
-constexpr char kProbeVariable[] = "CRASH_TEST_PROBE";
-constexpr char kProbeFilter[] = "--gtest_filter=CrashProbe.DISABLED_Child";
-constexpr int kChildDeadlineSeconds = 30;
-constexpr int kOwnHandlerExitCode = 42;
+using ::hakmem_test::Child;
+using ::hakmem_test::Launder;
 
-// Hides a value from the optimiser: a pointer it cannot see is null, so a
-// write through it is compiled as a plain store (not a trap instruction).
-template <typename T>
-inline T* Launder(T* p) {
-  asm volatile("" : "+r"(p));
-  return p;
-}
+constexpr int kOwnHandlerExitCode = 42;
 
 // The dying children are expected to die: no core files from them.
 void NoCoreDump() {
@@ -235,118 +223,16 @@ TEST_F(CrashHandlerDeathTest, ProgramsOwnHandlerReplacesHakmems) {
 
 // ---------------------------------------------- running a fresh child --
 
-struct Child {
-  bool ran = false;
-  bool timed_out = false;
-  int status = 0;    // waitpid() status
-  std::string err;   // everything the child wrote to stderr
+// The probe test at the end of this file; CRASH_TEST_PROBE names its crash.
+constexpr ::hakmem_test::Probe kProbe = {"CRASH_TEST_PROBE",
+                                         "CrashProbe.DISABLED_Child"};
 
-  bool ExitedWith(int code) const {
-    return ran && !timed_out && WIFEXITED(status) && WEXITSTATUS(status) == code;
-  }
-  bool KilledBy(int sig) const {
-    return ran && !timed_out && WIFSIGNALED(status) && WTERMSIG(status) == sig;
-  }
-  std::string Describe() const {
-    std::ostringstream s;
-    if (!ran) s << "child did not run";
-    else if (timed_out) s << "child hung, killed after " << kChildDeadlineSeconds << " s";
-    else if (WIFEXITED(status)) s << "child exited with " << WEXITSTATUS(status);
-    else if (WIFSIGNALED(status))
-      s << "child killed by signal " << WTERMSIG(status) << " ("
-        << strsignal(WTERMSIG(status)) << ")";
-    s << "\n--- child stderr ---\n" << err;
-    return s.str();
-  }
-};
-
-// Runs this binary's probe test in a new process: `crash` is what it does,
-// `settings` ("NAME=value") are added to a minimal environment (no HAKMEM_*
-// variable, no Bazel/gtest test-protocol variable), and `ignored_signal`,
-// if not 0, is set to SIG_IGN before exec (a disposition exec keeps).
-// Collects stderr until the child ends or the deadline passes; stdout (gtest's
-// chatter) goes to /dev/null.
+// Runs the probe in a fresh child: `crash` is what it does, `settings`
+// ("NAME=value") are its only HAKMEM_* variables, and `ignored_signal`, if
+// not 0, is ignored from the start (a disposition exec keeps).
 Child RunProbe(const std::string& crash, const std::vector<std::string>& settings,
                int ignored_signal = 0) {
-  Child c;
-  std::vector<std::string> env;
-  for (const char* name : {"PATH", "HOME", "TMPDIR", "TEST_TMPDIR", "LD_LIBRARY_PATH",
-                           "LD_PRELOAD"}) {
-    if (const char* v = getenv(name)) env.push_back(std::string(name) + "=" + v);
-  }
-  env.push_back(std::string(kProbeVariable) + "=" + crash);
-  env.insert(env.end(), settings.begin(), settings.end());
-  const std::vector<std::string> args = {"/proc/self/exe", kProbeFilter,
-                                         "--gtest_also_run_disabled_tests"};
-  // Built before fork: between fork and exec only async-signal-safe calls.
-  std::vector<char*> argv, envp;
-  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
-  static const char kExecFailed[] = "execve(/proc/self/exe) failed\n";
-  struct sigaction dfl, ign;
-  memset(&dfl, 0, sizeof dfl);
-  memset(&ign, 0, sizeof ign);
-  dfl.sa_handler = SIG_DFL;
-  ign.sa_handler = SIG_IGN;
-
-  int err_pipe[2];
-  if (pipe2(err_pipe, O_CLOEXEC) != 0) {
-    ADD_FAILURE() << "pipe2: " << strerror(errno);
-    return c;
-  }
-  int dev_null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(err_pipe[1], STDERR_FILENO);  // dup2'ed descriptors lose O_CLOEXEC
-    if (dev_null >= 0) dup2(dev_null, STDOUT_FILENO);
-    // The default signal state, whatever the test runner gave us, then the
-    // one disposition the case asks for.
-    for (int sig : {SIGSEGV, SIGBUS, SIGABRT}) sigaction(sig, &dfl, nullptr);
-    if (ignored_signal != 0) sigaction(ignored_signal, &ign, nullptr);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    execve("/proc/self/exe", argv.data(), envp.data());
-    if (write(STDERR_FILENO, kExecFailed, sizeof kExecFailed - 1) < 0) _exit(126);
-    _exit(127);
-  }
-  close(err_pipe[1]);
-  if (dev_null >= 0) close(dev_null);
-  if (pid < 0) {
-    ADD_FAILURE() << "fork: " << strerror(errno);
-    close(err_pipe[0]);
-    return c;
-  }
-
-  timespec start;
-  clock_gettime(CLOCK_MONOTONIC, &start);
-  pollfd pfd = {err_pipe[0], POLLIN, 0};
-  for (;;) {
-    timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec - start.tv_sec >= kChildDeadlineSeconds) {
-      c.timed_out = true;
-      kill(pid, SIGKILL);
-      break;
-    }
-    int n = poll(&pfd, 1, 200);
-    if (n < 0 && errno != EINTR) break;
-    if (n <= 0) continue;
-    char buf[4096];
-    ssize_t r = read(err_pipe[0], buf, sizeof buf);
-    if (r > 0) c.err.append(buf, static_cast<size_t>(r));
-    else if (r == 0 || errno != EINTR) break;  // end of file: the child is gone
-  }
-  close(err_pipe[0]);
-  pid_t w;
-  do {
-    w = waitpid(pid, &c.status, 0);
-  } while (w < 0 && errno == EINTR);
-  c.ran = w == pid;
-  if (!c.ran) ADD_FAILURE() << "waitpid: " << strerror(errno);
-  return c;
+  return ::hakmem_test::RunProbe(kProbe, crash, settings, ignored_signal);
 }
 
 const struct {
@@ -410,7 +296,7 @@ TEST(CrashHandlerSetting, InheritedIgnoredSignalStaysIgnored) {
 // only when asked for by name (DISABLED_ keeps it out of normal runs).
 // CRASH_TEST_PROBE names the crash (see Crash()).
 TEST(CrashProbe, DISABLED_Child) {
-  const char* crash = getenv(kProbeVariable);
+  const char* crash = getenv(kProbe.variable);
   if (crash == nullptr) GTEST_SKIP() << "runs only as crash_test's child";
   Crash(crash);
 }

@@ -27,23 +27,17 @@
 
 #include "gtest/gtest.h"
 #include "hakmem.h"
+#include "test_support.h"
 
 namespace {
 
 constexpr size_t kKiB = 1024;
 constexpr int kChildDeadlineSeconds = 30;
 
-inline void Escape(const void* p) { asm volatile("" : : "g"(p) : "memory"); }
+using ::hakmem_test::Escape;
 
-class CleanHeapAtExit : public ::testing::Environment {
- public:
-  void TearDown() override {
-    EXPECT_EQ(hak_integrity_events(), 0u);
-    EXPECT_EQ(hak_tls_sll_verify(), 0u);
-  }
-};
-::testing::Environment* const kCleanHeapEnv =
-    ::testing::AddGlobalTestEnvironment(new CleanHeapAtExit);
+// No fault in the parent, and its main thread's lists intact at the end.
+::testing::Environment* const kCleanHeapEnv = ::hakmem_test::AddCleanHeapAtExit();
 
 // Tiny, mid and large sizes.
 const size_t kSizes[] = {16, 24, 40, 64, 100, 256, 500, 1000, 1500,

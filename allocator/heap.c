@@ -1,9 +1,8 @@
 #include "heap.h"
 
-#include "alloc.h"
-
 #include <pthread.h>
 
+#include "alloc.h"
 #include "init.h"
 #include "integrity.h"
 #include "knobs.h"

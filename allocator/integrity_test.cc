@@ -27,21 +27,18 @@
 #include "gtest/gtest.h"
 #include "hakmem.h"
 #include "hakmem_testing.h"
+#include "test_support.h"
 
 namespace {
 
 constexpr size_t kKiB = 1024;
 constexpr size_t kMiB = 1024 * kKiB;
 
-inline void Escape(const void* p) { asm volatile("" : : "g"(p) : "memory"); }
+using ::hakmem_test::Escape;
+using ::hakmem_test::Launder;
 
-// Hides where a pointer came from, so the compiler neither warns about nor
-// reasons from freeing a stack, global or already freed pointer.
-template <typename T>
-inline T* Launder(T* p) {
-  asm volatile("" : "+r"(p));
-  return p;
-}
+// No AddCleanHeapAtExit() here: report-mode tests cause integrity events on
+// purpose, so the run as a whole is not fault-free.
 
 // free(p) twice; the copy is taken before the first free, so the compiler
 // does not see (and warn about) the use after free that the test intends.
@@ -93,6 +90,24 @@ void ExpectAllocatorHealthy(size_t n) {
   });
   EXPECT_EQ(hak_integrity_events(), events);
   EXPECT_EQ(hak_tls_sll_verify(), 0u) << "main thread's lists";
+}
+
+// Puts ten genuine free nodes on this thread's class-1 list, for a test to
+// push a bad node on top of: the bad node then sits above good ones.
+void FreeGenuineClass1Nodes() {
+  std::vector<void*> genuine;
+  for (int i = 0; i < 10; ++i) genuine.push_back(malloc(kClass1Size));
+  for (void* p : genuine) free(p);
+}
+
+// Pushes a node 16 bytes past the start of a live class-1 block (the kind
+// of pointer SPEC.md describes from sh8bench) onto this thread's class-1
+// list and returns it; returns nullptr, pushing nothing, if malloc fails.
+char* PushOffBoundaryNode() {
+  auto* b = static_cast<char*>(malloc(kClass1Size));
+  if (b == nullptr) return nullptr;
+  hak_testing_tls_sll_push_raw(1, b + 16);
+  return b + 16;
 }
 
 // ----------------------------------------------------------- report mode --
@@ -229,11 +244,7 @@ TEST_F(ReportMode, InteriorPointersAreCountedAndTheBlockLeftIntact) {
 // class-1 allocation pops it, must see the fault and must not return it.
 TEST_F(ReportMode, WrongClassNodeIsCaughtByPop) {
   RunInFreshThread([] {
-    // Some genuine nodes below the bad one.
-    std::vector<void*> genuine;
-    for (int i = 0; i < 10; ++i) genuine.push_back(malloc(kClass1Size));
-    for (void* p : genuine) free(p);
-
+    FreeGenuineClass1Nodes();
     void* wrong = malloc(kClass3Size);
     ASSERT_NE(wrong, nullptr);
     hak_testing_tls_sll_push_raw(1, wrong);
@@ -286,20 +297,16 @@ TEST_F(ReportMode, FreedBlockOfAnotherClassIsCaughtByPop) {
 // one event), and a pop afterwards does not hand it out.
 TEST_F(ReportMode, OffBoundaryNodeIsFoundByVerify) {
   RunInFreshThread([] {
-    std::vector<void*> genuine;
-    for (int i = 0; i < 10; ++i) genuine.push_back(malloc(kClass1Size));
-    for (void* p : genuine) free(p);
-
-    auto* b = static_cast<char*>(malloc(kClass1Size));
-    ASSERT_NE(b, nullptr);
-    hak_testing_tls_sll_push_raw(1, b + 16);
+    FreeGenuineClass1Nodes();
+    char* const node = PushOffBoundaryNode();
+    ASSERT_NE(node, nullptr);
     const uint64_t events = hak_integrity_events();
     const size_t bad = hak_tls_sll_verify();
     EXPECT_GE(bad, 1u);
     EXPECT_EQ(hak_integrity_events(), events + bad)
         << "each bad node is one integrity event";
     void* got = malloc(kClass1Size);
-    EXPECT_NE(got, b + 16);
+    EXPECT_NE(got, node);
     ASSERT_NE(got, nullptr);
     free(got);
     EXPECT_EQ(hak_tls_sll_verify(), 0u);
@@ -309,17 +316,13 @@ TEST_F(ReportMode, OffBoundaryNodeIsFoundByVerify) {
 
 TEST_F(ReportMode, OffBoundaryNodeIsCaughtByPop) {
   RunInFreshThread([] {
-    std::vector<void*> genuine;
-    for (int i = 0; i < 10; ++i) genuine.push_back(malloc(kClass1Size));
-    for (void* p : genuine) free(p);
-
-    auto* b = static_cast<char*>(malloc(kClass1Size));
-    ASSERT_NE(b, nullptr);
-    hak_testing_tls_sll_push_raw(1, b + 16);
+    FreeGenuineClass1Nodes();
+    char* const node = PushOffBoundaryNode();
+    ASSERT_NE(node, nullptr);
     const uint64_t events = hak_integrity_events();
     void* got = malloc(kClass1Size);
     EXPECT_EQ(hak_integrity_events(), events + 1);
-    EXPECT_NE(got, b + 16) << "a pointer into a live block was handed out";
+    EXPECT_NE(got, node) << "a pointer into a live block was handed out";
     ASSERT_NE(got, nullptr);
     free(got);
     EXPECT_EQ(hak_tls_sll_verify(), 0u);
@@ -489,8 +492,7 @@ TEST_F(AbortModeDeathTest, OffBoundaryNodeVerified) {
   EXPECT_DEATH(
       {
         hak_set_fault_action(HAK_FAULT_ABORT);
-        auto* b = static_cast<char*>(malloc(kClass1Size));
-        hak_testing_tls_sll_push_raw(1, b + 16);
+        PushOffBoundaryNode();
         hak_tls_sll_verify();
       },
       "hakmem: TLS SLL corruption");
@@ -500,8 +502,7 @@ TEST_F(AbortModeDeathTest, OffBoundaryNodePopped) {
   EXPECT_DEATH(
       {
         hak_set_fault_action(HAK_FAULT_ABORT);
-        auto* b = static_cast<char*>(malloc(kClass1Size));
-        hak_testing_tls_sll_push_raw(1, b + 16);
+        PushOffBoundaryNode();
         Escape(malloc(kClass1Size));
       },
       "hakmem: TLS SLL corruption");

@@ -26,12 +26,13 @@
 #include "gtest/gtest.h"
 #include "hakmem.h"
 #include "hakmem_testing.h"
+#include "test_support.h"
 
 namespace {
 
 constexpr size_t kKiB = 1024;
 
-inline void Escape(const void* p) { asm volatile("" : : "g"(p) : "memory"); }
+using ::hakmem_test::Escape;
 
 hak_stats Snapshot() {
   hak_stats s;
@@ -42,15 +43,7 @@ hak_stats Snapshot() {
 
 // A correct allocator sees no fault in this whole binary, and the main
 // thread's lists are intact at the end.
-class CleanHeapAtExit : public ::testing::Environment {
- public:
-  void TearDown() override {
-    EXPECT_EQ(hak_integrity_events(), 0u);
-    EXPECT_EQ(hak_tls_sll_verify(), 0u);
-  }
-};
-::testing::Environment* const kCleanHeapEnv =
-    ::testing::AddGlobalTestEnvironment(new CleanHeapAtExit);
+::testing::Environment* const kCleanHeapEnv = ::hakmem_test::AddCleanHeapAtExit();
 
 // Blocks travel with their size; the block itself carries a cookie derived
 // from its address and size at both ends, so a consumer sees whether the

@@ -11,10 +11,13 @@ with suffix S ("" for release, "_debug" for debug):
     :hakmemS_headers   public headers + the variant's defines, no code
     :hakmemS_shared    cc_import of libhakmemS.so (tests link it dynamically)
 
+and, once, :internal_headers and :public_headers (private; see below).
+
 hakmem_test(name, srcs, ...) creates one GoogleTest cc_test per variant
 linked against the static library (<name>_release, <name>_debug) and, unless
 shared = False, one per variant linked dynamically against the shared object
 (<name>_shared_release, <name>_shared_debug), plus test_suite(name = name).
+Every one of them gets //allocator:test_support (allocator/BUILD.bazel).
 """
 
 load("@rules_cc//cc:defs.bzl", "cc_binary", "cc_import", "cc_library", "cc_test")
@@ -90,7 +93,8 @@ HAKMEM_VARIANTS = [
 _GTEST_MAIN = "@com_google_googletest//:gtest_main"
 
 def _pkg_label(name):
-    # Labels of the targets hakmem_library() creates, usable from any package.
+    # Labels of //allocator's targets (those hakmem_library() creates, and
+    # :test_support), usable from any package.
     return Label("//allocator:" + name)
 
 def hakmem_library(
@@ -114,6 +118,17 @@ def hakmem_library(
     cc_library(
         name = "internal_headers",
         hdrs = internal_hdrs,
+        visibility = ["//visibility:private"],
+    )
+
+    # The public headers without any variant's defines, for code compiled
+    # once and linked into the tests of every variant (:test_support).  Such
+    # code must not carry one variant's defines into another's tests; users
+    # take :hakmemS_headers (or the library) instead.
+    cc_library(
+        name = "public_headers",
+        hdrs = public_hdrs,
+        strip_include_prefix = include_prefix_strip,
         visibility = ["//visibility:private"],
     )
 
@@ -186,7 +201,8 @@ def hakmem_test(
     Args:
       name: test_suite name; the tests are named after it.
       srcs: test sources (*_test.cc).
-      deps: extra deps (gtest_main and the allocator are added).
+      deps: extra deps (gtest_main, the allocator and //allocator:test_support
+        are added).
       copts: extra copts after HAKMEM_TEST_COPTS.
       linkopts: extra linkopts.
       tags: e.g. ["exclusive", "no-remote"] for timing-sensitive tests.
@@ -199,7 +215,10 @@ def hakmem_test(
     """
     if internal == None:
         internal = native.package_name() == "allocator"
-    extra = [_pkg_label("internal_headers")] if internal else []
+    # Every test gets the shared helpers (allocator/test_support.h).
+    extra = [_pkg_label("test_support")]
+    if internal:
+        extra.append(_pkg_label("internal_headers"))
 
     tests = []
     for v in HAKMEM_VARIANTS:
