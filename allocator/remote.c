@@ -3,7 +3,10 @@
 #include "knobs.h"
 
 static void announce(struct hak_slab *s) {
-  if (atomic_exchange_explicit(&s->in_pending, 1, memory_order_acq_rel)) return;
+  /* A plain read first: above the threshold every push gets here. */
+  if (atomic_load_explicit(&s->in_pending, memory_order_relaxed) ||
+      atomic_exchange_explicit(&s->in_pending, 1, memory_order_acq_rel))
+    return;
   struct hak_heap *h = atomic_load_explicit(&s->owner, memory_order_acquire);
   if (h == &hak_no_owner) {
     /* Pooled: whoever adopts the span drains it then. */
@@ -29,7 +32,9 @@ void hak_remote_free(struct hak_slab *s, void *p, unsigned cls) {
                                                   memory_order_relaxed));
   int32_t backlog =
       atomic_fetch_add_explicit(&s->remote_count, 1, memory_order_relaxed) + 1;
-  if (backlog == (int32_t)atomic_load_explicit(&hak_knobs.drain_threshold[cls],
+  /* At or past the threshold: the threshold may have been lowered below a
+   * backlog that had already built up. */
+  if (backlog >= (int32_t)atomic_load_explicit(&hak_knobs.drain_threshold[cls],
                                                memory_order_relaxed))
     announce(s);
 }

@@ -102,6 +102,7 @@ def hakmem_library(
         internal_hdrs,
         public_hdrs,
         include_prefix_strip = "include",
+        variant_deps = [],
         visibility = ["//visibility:public"]):
     """Creates the per-variant allocator targets (see module docstring).
 
@@ -110,6 +111,10 @@ def hakmem_library(
       internal_hdrs: private headers (not visible to users).
       public_hdrs: public headers under include_prefix_strip/.
       include_prefix_strip: users write #include "hakmem.h".
+      variant_deps: libraries built once per variant and linked into that
+        variant's library and shared object: each label gets the variant's
+        suffix appended ("//ace:ace" -> //ace:ace, //ace:ace_debug).  They
+        must be alwayslink and may depend on :hakmemS_headers only.
       visibility: of the libraries and shared objects users link.
     """
 
@@ -147,6 +152,7 @@ def hakmem_library(
             linkopts = HAKMEM_LINKOPTS,
             linkstatic = True,
             alwayslink = True,
+            deps = [d + v.suffix for d in variant_deps],
             visibility = visibility,
         )
 

@@ -1,0 +1,341 @@
+#!/usr/bin/env python3
+"""ACE off against ACE on, side by side (SPEC.md §2, "What ACE is for").
+
+    bazel run //benchmarks:ab_ace -- [--workloads a,b] [--reps N] [--threads N]
+                                     [--seconds S] [--quick] [--out DIR]
+                                     [--ace-env NAME=VALUE ...]
+
+Every workload (a //stress binary, linked to the system allocator) runs
+under hakmem's shared object, preloaded, once with HAKMEM_ACE_ENABLED=0 and
+once with HAKMEM_ACE_ENABLED=1, rep after rep, the order alternating
+(off,on / on,off) so drift on a shared machine hits both alike. Per
+workload it reports the median ops/s of each arm, their ratio (on / off),
+the two-sided Mann-Whitney U p-value of the difference (exact for small
+samples), the median peak RSS of each arm, what ACE did (knob moves,
+scavenges, guard trips, from its log) and the knob values it left behind.
+
+The ACE arm runs with shortened loops (fast 100 ms, slow 1 s) so that runs
+of seconds see the slow loop too; --ace-env changes or adds settings.
+Timings need a quiet machine: this is a measurement, never a test.
+
+Writes results.json (every run and the summary) and results.md to --out and
+prints the Markdown table. Exit status: 0, 1 if a run failed (reported, left
+out of the medians), 2 for bad arguments. Standard library only.
+"""
+
+import argparse
+import datetime
+import itertools
+import json
+import math
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+
+# Each workload's arguments; {threads} and {seconds} are filled in. The four
+# ACE was planned for (SPEC §2), and larson (cross-thread frees: the drain
+# threshold rule).
+WORKLOADS = {
+    "fragmentation": ["--threads", "{threads}", "--live", "{live}", "--phases", "200",
+                      "--seconds", "{seconds}"],
+    "large_ws": ["--threads", "{threads}", "--seconds", "{seconds}", "--objects", "{objects}"],
+    "realloc": ["--threads", "{threads}", "--seconds", "{seconds}"],
+    "mid_mt": ["--threads", "{threads}", "--seconds", "{seconds}"],
+    # seconds min-size max-size chunks-per-thread rounds seed threads
+    "larson": ["{iseconds}", "8", "1000", "5000", "100", "4141", "{threads}"],
+}
+SIZES = {"normal": {"live": "200000", "objects": "2000000"},
+         "quick": {"live": "50000", "objects": "500000"}}
+DEFAULTS = {"normal": {"reps": 5, "seconds": 5.0}, "quick": {"reps": 3, "seconds": 1.0}}
+ACE_ON = ["HAKMEM_ACE_ENABLED=1", "HAKMEM_ACE_LOG_LEVEL=1",
+          "HAKMEM_ACE_FAST_INTERVAL_MS=100", "HAKMEM_ACE_SLOW_INTERVAL_MS=1000"]
+ACE_OFF = ["HAKMEM_ACE_ENABLED=0"]
+ARMS = ("off", "on")
+
+
+# ---------------------------------------------------------------------------
+# Arguments
+# ---------------------------------------------------------------------------
+def positive_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a whole number" % text)
+    if v < 1:
+        raise argparse.ArgumentTypeError("must be at least 1, got %d" % v)
+    return v
+
+
+def positive_float(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a number" % text)
+    if not v > 0:
+        raise argparse.ArgumentTypeError("must be positive, got %r" % text)
+    return v
+
+
+def setting(text):
+    if not re.fullmatch(r"HAKMEM_[A-Z0-9_]+=.*", text):
+        raise argparse.ArgumentTypeError("expected HAKMEM_NAME=VALUE, got %r" % text)
+    return text
+
+
+def build_parser():
+    p = argparse.ArgumentParser(
+        prog="ab_ace", description="ACE off against ACE on, interleaved, per workload.",
+        epilog="Workloads: " + ", ".join(WORKLOADS) + ". Needs a quiet machine.")
+    p.add_argument("--workloads", default=",".join(WORKLOADS),
+                   help="comma-separated subset (default: all)")
+    p.add_argument("--reps", type=positive_int, help="runs per arm (default 5; --quick 3)")
+    p.add_argument("--threads", type=positive_int, default=2, help="worker threads (default 2)")
+    p.add_argument("--seconds", type=positive_float,
+                   help="seconds per run (default 5; --quick 1)")
+    p.add_argument("--quick", action="store_true", help="short runs, smaller working sets")
+    p.add_argument("--out", help="directory for results.json and results.md "
+                   "(default: ab_ace_results/<time> in the workspace)")
+    p.add_argument("--ace-env", type=setting, action="append", default=[],
+                   metavar="NAME=VALUE", help="extra setting for the ACE-on arm (repeatable)")
+    p.add_argument("--hakmem", help=argparse.SUPPRESS)  # from the BUILD file
+    p.add_argument("--bin", action="append", default=[], help=argparse.SUPPRESS)
+    return p
+
+
+def runfiles_path(path):
+    root = os.environ.get("AB_ACE_RUNFILES")
+    if root and not os.path.isabs(path):
+        return os.path.join(root, path)
+    return path
+
+
+# ---------------------------------------------------------------------------
+# Statistics
+# ---------------------------------------------------------------------------
+def mann_whitney_u(x, y):
+    """U of x against y and the two-sided p-value: exact (every split of the
+    pooled sample, ties by mid-rank) up to 20 values, else the normal
+    approximation with tie correction."""
+    n1, n2 = len(x), len(y)
+    if n1 == 0 or n2 == 0:
+        return None, None
+    pooled = sorted(x + y)
+    ranks = {}
+    i = 0
+    while i < len(pooled):
+        j = i
+        while j < len(pooled) and pooled[j] == pooled[i]:
+            j += 1
+        ranks[pooled[i]] = (i + j + 1) / 2.0  # mid-rank, 1-based
+        i = j
+    r = [ranks[v] for v in x + y]
+    u = sum(r[:n1]) - n1 * (n1 + 1) / 2.0
+    mean = n1 * n2 / 2.0
+    if n1 + n2 <= 20:
+        observed = abs(u - mean)
+        extreme = total = 0
+        for pick in itertools.combinations(range(n1 + n2), n1):
+            uu = sum(r[k] for k in pick) - n1 * (n1 + 1) / 2.0
+            total += 1
+            if abs(uu - mean) >= observed - 1e-9:
+                extreme += 1
+        return u, extreme / total
+    n = n1 + n2
+    ties = sum(c ** 3 - c for c in (list(x + y).count(v) for v in set(x + y)))
+    var = n1 * n2 / 12.0 * ((n + 1) - ties / (n * (n - 1)))
+    if var <= 0:
+        return u, 1.0
+    z = (abs(u - mean) - 0.5) / math.sqrt(var)
+    return u, min(1.0, math.erfc(max(z, 0) / math.sqrt(2)))
+
+
+def median(v):
+    return statistics.median(v) if v else None
+
+
+# ---------------------------------------------------------------------------
+# Runs
+# ---------------------------------------------------------------------------
+ACE_LINE = re.compile(r"^\[ACE\] (.*)$", re.M)
+FINAL = re.compile(r"^Final (TLS cap|drain threshold)\[(\d+)\]: (\d+) \(default (\d+)\)$")
+
+
+def ace_summary(stderr):
+    """What ACE's log says it did."""
+    lines = ACE_LINE.findall(stderr)
+    final = {}
+    for l in lines:
+        m = FINAL.match(l)
+        if m:
+            final["%s[%s]" % (m.group(1), m.group(2))] = {"value": int(m.group(3)),
+                                                           "default": int(m.group(4))}
+    return {
+        "adjustments": sum(l.startswith("Adjusting") for l in lines),
+        "restores": sum(l.startswith("Restoring") for l in lines),
+        "scavenges": sum(l.startswith("Scavenging") or l.startswith("Partial release")
+                         for l in lines),
+        "guard": next((l for l in lines if l.startswith("Safety guard")), None),
+        "final_knobs": final,
+        "stopped": any(l.startswith("Stopped after") for l in lines),
+    }
+
+
+def run_once(name, binary, argv, preload, arm, ace_env, timeout):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HAKMEM_ACE_")}
+    env["LD_PRELOAD"] = preload
+    for s in (ACE_ON + ace_env if arm == "on" else ACE_OFF):
+        k, _, v = s.partition("=")
+        env[k] = v
+    rec = {"workload": name, "arm": arm, "argv": argv, "ok": False}
+    try:
+        p = subprocess.run([binary] + argv, env=env, capture_output=True, text=True,
+                           timeout=timeout)
+    except subprocess.TimeoutExpired:
+        rec["error"] = "timed out after %g s" % timeout
+        return rec
+    rec["exit"] = p.returncode
+    lines = [l for l in p.stdout.splitlines() if l.strip()]
+    try:
+        result = json.loads(lines[-1]) if lines else None
+    except ValueError:
+        result = None
+    if p.returncode != 0 or not isinstance(result, dict) or \
+            not isinstance(result.get("ops_per_sec"), (int, float)):
+        rec["error"] = "exit %d, no result line; stderr: %s" % (
+            p.returncode, "\n".join(p.stderr.splitlines()[-8:]))
+        return rec
+    rec.update(ok=True, ops_per_sec=float(result["ops_per_sec"]),
+               peak_rss_kb=result.get("peak_rss_kb"),
+               integrity_events=result.get("integrity_events"),
+               allocator=result.get("allocator"))
+    if arm == "on":
+        rec["ace"] = ace_summary(p.stderr)
+    return rec
+
+
+def summarize(name, runs):
+    arm = {a: [r for r in runs if r["arm"] == a and r["ok"]] for a in ARMS}
+    ops = {a: [r["ops_per_sec"] for r in arm[a]] for a in ARMS}
+    rss = {a: [r["peak_rss_kb"] for r in arm[a] if isinstance(r.get("peak_rss_kb"), (int, float))]
+           for a in ARMS}
+    med = {a: median(ops[a]) for a in ARMS}
+    u, p = mann_whitney_u(ops["on"], ops["off"])
+    last_on = arm["on"][-1]["ace"] if arm["on"] else {}
+    return {
+        "workload": name,
+        "runs": {a: len(arm[a]) for a in ARMS},
+        "failed": sum(not r["ok"] for r in runs),
+        "median_ops_per_sec": med,
+        "ratio_on_off": med["on"] / med["off"] if med["on"] and med["off"] else None,
+        "mann_whitney_u": u,
+        "p_value": p,
+        "median_peak_rss_kb": {a: median(rss[a]) for a in ARMS},
+        "integrity_events": sum(r.get("integrity_events") or 0 for r in runs if r["ok"]),
+        "ace_adjustments": sum(r["ace"]["adjustments"] for r in arm["on"]),
+        "ace_restores": sum(r["ace"]["restores"] for r in arm["on"]),
+        "ace_scavenges": sum(r["ace"]["scavenges"] for r in arm["on"]),
+        "ace_guard_trips": [r["ace"]["guard"] for r in arm["on"] if r["ace"]["guard"]],
+        "final_knobs": last_on.get("final_knobs", {}),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------
+def fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+
+
+def markdown(doc):
+    out = ["# ACE off vs on", "",
+           "%s, %d reps per arm, %d threads, %g s per run; ACE arm: %s" % (
+               doc["date"], doc["reps"], doc["threads"], doc["seconds"],
+               " ".join(doc["ace_env"])), "",
+           "| workload | ops/s off | ops/s on | on/off | p (Mann-Whitney) | peak RSS off KiB "
+           "| peak RSS on KiB | ACE moves / restores / scavenges | final knobs off default |",
+           "|---|---:|---:|---:|---:|---:|---:|---|---|"]
+    for s in doc["summary"]:
+        knobs = ", ".join("%s=%d (%d)" % (k, v["value"], v["default"])
+                          for k, v in sorted(s["final_knobs"].items())) or "none"
+        if s["ace_guard_trips"]:
+            knobs += "; guard: " + s["ace_guard_trips"][0]
+        out.append("| %s | %s | %s | %s | %s | %s | %s | %d / %d / %d | %s |" % (
+            s["workload"], fmt(s["median_ops_per_sec"]["off"], ",.0f"),
+            fmt(s["median_ops_per_sec"]["on"], ",.0f"), fmt(s["ratio_on_off"], ".3f"),
+            fmt(s["p_value"], ".3f"), fmt(s["median_peak_rss_kb"]["off"], ",.0f"),
+            fmt(s["median_peak_rss_kb"]["on"], ",.0f"), s["ace_adjustments"],
+            s["ace_restores"], s["ace_scavenges"], knobs))
+    failed = [r for r in doc["runs"] if not r["ok"]]
+    if failed:
+        out += ["", "Failed runs (left out of the medians):"]
+        out += ["- %s (ACE %s): %s" % (r["workload"], r["arm"], r.get("error", "?"))
+                for r in failed]
+    return "\n".join(out) + "\n"
+
+
+def main(argv):
+    args = build_parser().parse_args(argv)
+    mode = "quick" if args.quick else "normal"
+    reps = args.reps or DEFAULTS[mode]["reps"]
+    seconds = args.seconds or DEFAULTS[mode]["seconds"]
+    names = [w for w in args.workloads.split(",") if w]
+    unknown = [w for w in names if w not in WORKLOADS]
+    if unknown or not names:
+        build_parser().error("unknown workload(s): %s (known: %s)" % (
+            ",".join(unknown) or "none given", ",".join(WORKLOADS)))
+    bins = dict(b.split("=", 1) for b in args.bin if "=" in b)
+    missing = [w for w in names if w not in bins or not os.path.exists(runfiles_path(bins[w]))]
+    if missing:
+        build_parser().error("no binary for %s (run it with bazel run //benchmarks:ab_ace)"
+                             % ",".join(missing))
+    if not args.hakmem or not os.path.exists(runfiles_path(args.hakmem)):
+        build_parser().error("no hakmem shared object (run it with bazel run //benchmarks:ab_ace)")
+    preload = os.path.abspath(runfiles_path(args.hakmem))
+
+    fill = dict(SIZES[mode], threads=str(args.threads), seconds="%g" % seconds,
+                iseconds=str(max(1, int(round(seconds)))))
+    runs = []
+    for rep in range(reps):
+        order = ARMS if rep % 2 == 0 else ARMS[::-1]
+        for name in names:
+            wargv = [a.format(**fill) for a in WORKLOADS[name]]
+            for arm in order:
+                r = run_once(name, os.path.abspath(runfiles_path(bins[name])), wargv, preload,
+                             arm, args.ace_env, timeout=seconds * 20 + 60)
+                r["rep"] = rep
+                runs.append(r)
+                print("rep %d/%d %-13s ACE %-3s %s" % (
+                    rep + 1, reps, name, arm,
+                    "%.0f ops/s" % r["ops_per_sec"] if r["ok"] else "FAILED: " + r["error"]),
+                    file=sys.stderr, flush=True)
+
+    doc = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": {"host": platform.node(), "cpus": os.cpu_count(),
+                    "kernel": platform.release()},
+        "reps": reps, "threads": args.threads, "seconds": seconds, "mode": mode,
+        "ace_env": ACE_ON + args.ace_env, "hakmem": preload,
+        "summary": [summarize(n, [r for r in runs if r["workload"] == n]) for n in names],
+        "runs": runs,
+    }
+    out = args.out
+    if not out:
+        base = os.environ.get("BUILD_WORKSPACE_DIRECTORY", os.getcwd())
+        out = os.path.join(base, "ab_ace_results",
+                           datetime.datetime.now().strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(doc, f, indent=1)
+    md = markdown(doc)
+    with open(os.path.join(out, "results.md"), "w") as f:
+        f.write(md)
+    print(md)
+    print("wrote %s/results.json and results.md" % out)
+    return 1 if any(not r["ok"] for r in runs) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

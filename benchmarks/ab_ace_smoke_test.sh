@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Smoke test of ab_ace (it times nothing): the usage contract, the
+# Mann-Whitney p-value on known samples, and one tiny A/B run of larson
+# whose results.json must have the fields the report promises.
+#   ab_ace_smoke_test.sh AB_ACE_PY LIBHAKMEM_SO LARSON
+set -uo pipefail
+py=$1 so=$2 larson=$3
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+python3 "$py" --help >/dev/null || fail "--help exited $?"
+python3 "$py" --reps 0 >/dev/null 2>&1
+[[ $? -eq 2 ]] || fail "--reps 0 should exit 2"
+python3 "$py" --workloads nosuch --hakmem "$so" --bin "larson=$larson" >/dev/null 2>&1
+[[ $? -eq 2 ]] || fail "an unknown workload should exit 2"
+
+python3 - "$py" <<'PY' || fail "Mann-Whitney U"
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("ab_ace", sys.argv[1])
+m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+u, p = m.mann_whitney_u([6, 7, 8, 9, 10], [1, 2, 3, 4, 5])
+assert u == 25 and abs(p - 2 / 252) < 1e-12, (u, p)       # exact, two-sided
+u, p = m.mann_whitney_u([1, 2, 3], [1, 2, 3])
+assert u == 4.5 and p == 1.0, (u, p)                         # ties, no difference
+u, p = m.mann_whitney_u(list(range(20, 32)), list(range(12)))
+assert u == 144 and p < 1e-4, (u, p)                         # normal approximation
+PY
+
+out=$TEST_TMPDIR/ab
+python3 "$py" --hakmem "$so" --bin "larson=$larson" --workloads larson --reps 2 \
+  --seconds 1 --quick --out "$out" >"$TEST_TMPDIR/stdout" 2>"$TEST_TMPDIR/stderr"
+status=$?
+cat "$TEST_TMPDIR/stderr" >&2
+[[ $status -eq 0 ]] || fail "ab_ace exited $status"
+grep -q "| larson |" "$TEST_TMPDIR/stdout" || fail "no Markdown row for larson"
+[[ -s $out/results.md ]] || fail "no results.md"
+python3 - "$out/results.json" <<'PY' || exit 1
+import json, sys
+d = json.load(open(sys.argv[1]))
+s = d["summary"][0]
+problems = []
+def need(cond, what):
+    if not cond: problems.append(what)
+need(s["workload"] == "larson", "workload %r" % s["workload"])
+need(s["runs"] == {"off": 2, "on": 2}, "runs %r" % s["runs"])
+need(all(s["median_ops_per_sec"][a] > 0 for a in ("off", "on")), "medians %r" % s["median_ops_per_sec"])
+need(s["ratio_on_off"] and s["ratio_on_off"] > 0, "ratio %r" % s["ratio_on_off"])
+need(0 <= s["p_value"] <= 1, "p %r" % s["p_value"])
+need(all(s["median_peak_rss_kb"][a] > 0 for a in ("off", "on")), "rss %r" % s["median_peak_rss_kb"])
+need(isinstance(s["final_knobs"], dict), "final knobs %r" % s["final_knobs"])
+need(s["integrity_events"] == 0, "integrity events %r" % s["integrity_events"])
+on = [r for r in d["runs"] if r["arm"] == "on"]
+need(all(r["ace"]["stopped"] for r in on), "ACE did not log a clean stop in every on run")
+off = [r for r in d["runs"] if r["arm"] == "off"]
+need(all("ace" not in r for r in off), "off runs carry ACE figures")
+need([r["arm"] for r in d["runs"]] == ["off", "on", "on", "off"], "not interleaved: %r" % [r["arm"] for r in d["runs"]])
+if problems:
+    sys.exit("FAIL: " + "; ".join(problems))
+print("ok: ab_ace", s["ratio_on_off"], s["p_value"])
+PY
