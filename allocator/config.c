@@ -10,7 +10,7 @@ struct hak_config hak_config = {
     .drain_threshold = 64,
     .fault_action = HAK_FAULT_ABORT,
     .crash_handler = 1,
-    .large_cache_bytes = 64ull << 20,
+    .large_cache_bytes = 32ull << 20,
     .empty_retain_bytes = 32ull << 20,
 };
 

@@ -11,8 +11,9 @@
 
 /* Sits right before the block. */
 struct large_header {
-  void *base;      /* start of the span */
-  size_t len;      /* span length */
+  void *base;            /* start of the span */
+  size_t len;            /* span length */
+  struct hak_heap *heap; /* the allocating thread's heap, NULL if none */
 };
 
 #define HEADER_ROOM 64 /* block = base + 64 unless a bigger alignment asks */
@@ -142,12 +143,13 @@ static int take_fit(struct hak_large_span *cache, unsigned *n, size_t need,
   return 1;
 }
 
-/* Takes a span from bin `bin` or the next two (at most ~30% longer than
- * needed) of a binned cache. */
+/* Takes a span from bin `bin` or the next `reach` - 1 (each bin is 1/8 of
+ * a power of two longer than the last) of a binned cache. */
 static int take_binned(struct hak_large_span (*bins)[], unsigned depth,
-                       unsigned *counts, int bin, struct hak_large_span *out) {
+                       unsigned *counts, int bin, int reach,
+                       struct hak_large_span *out) {
   struct hak_large_span *slots = (struct hak_large_span *)bins;
-  for (int b = bin; b < bin + 3 && b < HAK_LARGE_BINS; b++) {
+  for (int b = bin; b < bin + reach && b < HAK_LARGE_BINS; b++) {
     if (counts[b]) {
       *out = slots[(size_t)b * depth + --counts[b]];
       return 1;
@@ -160,11 +162,14 @@ static int cache_take(size_t need, struct hak_large_span *out) {
   struct hak_heap *h = hak_tc.heap;
   int bin = heap_bin(need);
   if (h && bin >= 0 &&
-      take_binned(h->large_bins, HAK_LARGE_BIN_DEPTH, h->large_bin_count, bin, out))
+      take_binned(h->large_bins, HAK_LARGE_BIN_DEPTH, h->large_bin_count, bin, 3, out)) {
+    h->large_cached_bytes -= out->len;
     return 1;
+  }
   hak_lock(&cache_lock);
-  int found = bin >= 0 ? take_binned(global_bins, GLOBAL_BIN_DEPTH, global_bin_count, bin, out)
-                       : take_fit(global_huge, &global_huge_count, need, out);
+  int found = bin >= 0
+                  ? take_binned(global_bins, GLOBAL_BIN_DEPTH, global_bin_count, bin, 4, out)
+                  : take_fit(global_huge, &global_huge_count, need, out);
   if (found) global_cached_bytes -= out->len;
   hak_unlock(&cache_lock);
   return found;
@@ -188,14 +193,36 @@ full:
   if (span.base) hak_os_unmap(span.base, span.len);
 }
 
-static void cache_put(struct hak_large_span span) {
+/* allocator: the heap that allocated the block the span held. */
+static void cache_put(struct hak_large_span span, struct hak_heap *allocator) {
   struct hak_heap *h = hak_tc.heap;
   int bin = heap_bin(span.len);
-  if (h && bin >= 0 && h->large_bin_count[bin] < HAK_LARGE_BIN_DEPTH) {
+  if (h && h == allocator && bin >= 0 && h->large_bin_count[bin] < HAK_LARGE_BIN_DEPTH &&
+      h->large_cached_bytes + span.len <= HAK_LARGE_HEAP_CACHE_BYTES) {
     h->large_bins[bin][h->large_bin_count[bin]++] = span;
+    h->large_cached_bytes += span.len;
     return;
   }
   global_cache_put(span);
+}
+
+/* Makes the block at span.base + room live: writes its header and enters it
+ * in the table.  On failure the span is unmapped and NULL returned. */
+static char *publish(struct hak_large_span span, size_t room, struct hak_heap *allocator) {
+  char *p = (char *)span.base + room;
+  struct large_header *hdr = header_of(p);
+  hdr->base = span.base;
+  hdr->len = span.len;
+  hdr->heap = allocator;
+  struct shard *sh = shard_of((uintptr_t)p);
+  hak_lock(&sh->lock);
+  int ok = table_insert(sh, (uintptr_t)p) == 0;
+  if (ok) sh->live_bytes += span.len;
+  hak_unlock(&sh->lock);
+  if (ok) return p;
+  hak_os_unmap(span.base, span.len);
+  errno = ENOMEM;
+  return NULL;
 }
 
 void *hak_large_alloc(size_t n, size_t align, int zero) {
@@ -216,29 +243,18 @@ void *hak_large_alloc(size_t n, size_t align, int zero) {
     }
   }
   /* align <= 4096 here, or the span itself is aligned to align. */
-  char *p = (char *)span.base + room;
-  struct large_header *hdr = header_of(p);
-  hdr->base = span.base;
-  hdr->len = span.len;
-  struct shard *sh = shard_of((uintptr_t)p);
-  hak_lock(&sh->lock);
-  int ok = table_insert(sh, (uintptr_t)p) == 0;
-  if (ok) sh->live_bytes += span.len;
-  hak_unlock(&sh->lock);
-  if (!ok) {
-    hak_os_unmap(span.base, span.len);
-    errno = ENOMEM;
-    return NULL;
-  }
-  if (zero && reused) memset(p, 0, n);
   struct hak_heap *h = hak_tc.heap;
+  char *p = publish(span, room, h);
+  if (!p) return NULL;
+  if (zero && reused) memset(p, 0, n);
   if (h) atomic_fetch_add_explicit(&h->large_allocs, 1, memory_order_relaxed);
   return p;
 }
 
 /* Removes p from the table; returns its span, or base NULL if p is not a
- * live large block (after reporting why). */
-static struct hak_large_span unlink_block(void *p, int report) {
+ * live large block (after reporting why).  *allocator gets the heap that
+ * allocated it. */
+static struct hak_large_span unlink_block(void *p, int report, struct hak_heap **allocator) {
   struct hak_large_span span = {0};
   struct shard *sh = shard_of((uintptr_t)p);
   hak_lock(&sh->lock);
@@ -248,6 +264,7 @@ static struct hak_large_span unlink_block(void *p, int report) {
     struct large_header *hdr = header_of(p);
     span.base = hdr->base;
     span.len = hdr->len;
+    *allocator = hdr->heap;
     table_remove_at(sh, at);
     sh->live_bytes -= span.len;
     sh->recent[sh->recent_next++ % RECENT] = (uintptr_t)p;
@@ -263,11 +280,12 @@ static struct hak_large_span unlink_block(void *p, int report) {
 }
 
 int hak_large_free(void *p) {
-  struct hak_large_span span = unlink_block(p, 1);
+  struct hak_heap *allocator = NULL;
+  struct hak_large_span span = unlink_block(p, 1, &allocator);
   if (!span.base) return 0;
   struct hak_heap *h = hak_tc.heap;
   if (h) atomic_fetch_add_explicit(&h->large_frees, 1, memory_order_relaxed);
-  cache_put(span);
+  cache_put(span, allocator);
   return 1;
 }
 
@@ -290,36 +308,44 @@ void *hak_large_realloc(void *p, size_t n) {
   if (!usable) return NULL;
   struct large_header *hdr = header_of(p);
   size_t offset = (size_t)((char *)p - (char *)hdr->base);
-  if (n > (size_t)PTRDIFF_MAX - offset - HAK_SEGMENT_SIZE) {
+  if (n > (size_t)PTRDIFF_MAX / 2 - offset - HAK_SEGMENT_SIZE) {
     errno = ENOMEM;
     return NULL;
   }
   size_t need = span_round(n + offset);
-  if (n <= usable && need >= hdr->len / 2) return p; /* fits, not wasteful */
-  struct hak_large_span old = unlink_block(p, 0);
+  size_t len = hdr->len;
+  /* Keep the span while the block fits and a quarter of it is used: a
+   * buffer that shrinks and grows again stays put. */
+  if (n <= usable && need >= len / 4) return p;
+  /* Growing: by at least half the span, so a buffer growing in small steps
+   * moves O(log n) times, not every time. */
+  if (n > usable && need < len + len / 2) need = span_round(len + len / 2);
+  /* A cached span already has its pages: copying into it is cheaper than
+   * faulting in the pages mremap would add. */
+  struct hak_large_span cached;
+  if (n > usable && offset == HEADER_ROOM && cache_take(need, &cached)) {
+    char *q = publish(cached, HEADER_ROOM, hak_tc.heap);
+    if (q) {
+      memcpy(q, p, usable);
+      hak_large_free(p);
+      return q;
+    }
+  }
+  struct hak_heap *allocator = NULL;
+  struct hak_large_span old = unlink_block(p, 0, &allocator);
   void *base = mremap(old.base, old.len, need, MREMAP_MAYMOVE);
-  if (base == MAP_FAILED) base = NULL;
-  struct hak_large_span now = {base ? base : old.base, base ? need : old.len};
-  char *q = (char *)now.base + offset;
-  hdr = header_of(q);
-  hdr->base = now.base;
-  hdr->len = now.len;
-  struct shard *sh = shard_of((uintptr_t)q);
-  hak_lock(&sh->lock);
-  int ok = table_insert(sh, (uintptr_t)q) == 0;
-  if (ok) sh->live_bytes += now.len;
-  hak_unlock(&sh->lock);
-  if (!ok) {
-    hak_os_unmap(now.base, now.len);
+  if (base == MAP_FAILED) {
+    publish(old, offset, allocator); /* unchanged, back in the table */
     return NULL;
   }
-  return base ? q : NULL;
+  return publish((struct hak_large_span){base, need}, offset, allocator);
 }
 
 void hak_large_heap_flush(struct hak_heap *h) {
   for (int b = 0; b < HAK_LARGE_BINS; b++)
     while (h->large_bin_count[b])
       global_cache_put(h->large_bins[b][--h->large_bin_count[b]]);
+  h->large_cached_bytes = 0;
 }
 
 uint64_t hak_large_scavenge(uint64_t deadline_ns) {

@@ -147,6 +147,7 @@ struct hak_slab_list {
  * a system call. */
 #define HAK_LARGE_BINS 48
 #define HAK_LARGE_BIN_DEPTH 4
+#define HAK_LARGE_HEAP_CACHE_BYTES ((uint64_t)8 << 20)
 
 struct hak_large_span {
   void *base;
@@ -166,6 +167,7 @@ struct hak_heap {
   _Atomic(struct hak_slab *) pending;          /* backlog reached threshold */
   struct hak_large_span large_bins[HAK_LARGE_BINS][HAK_LARGE_BIN_DEPTH];
   unsigned large_bin_count[HAK_LARGE_BINS];
+  uint64_t large_cached_bytes; /* at most HAK_LARGE_HEAP_CACHE_BYTES */
   _Atomic uint64_t large_allocs, large_frees;
 };
 
