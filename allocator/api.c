@@ -15,7 +15,21 @@ static void *alloc_bytes(size_t n) {
   return hak_large_alloc(n, 16, 0);
 }
 
-HAK_EXPORT void *malloc(size_t n) { return alloc_bytes(n); }
+#ifdef HAKMEM_INJECT_WORK
+/* Regression-gate proof builds only: a fixed amount of extra work in every
+ * malloc (HAKMEM_INJECT_WORK loop iterations of about 3 instructions each),
+ * which the gates must catch. */
+static inline void injected_work(void) {
+  for (int i = 0; i < HAKMEM_INJECT_WORK; i++) __asm__ volatile("");
+}
+#else
+static inline void injected_work(void) {}
+#endif
+
+HAK_EXPORT void *malloc(size_t n) {
+  injected_work();
+  return alloc_bytes(n);
+}
 
 HAK_EXPORT void free(void *p) {
   if (HAK_LIKELY(p != NULL)) hak_free_block(p);
