@@ -207,9 +207,14 @@ static void *run(void *arg) {
 
 int main(int argc, char **argv) {
   wl_parse(argc, argv, synopsis, options, NOPTIONS);
-  if (P.min_size > P.max_size) wl_die_usage("large_ws", "--min-size is above --max-size");
   unsigned threads = (unsigned)P.threads;
-  if (P.objects < threads) wl_die_usage("large_ws", "--objects is below --threads");
+  const char *bad = P.min_size > P.max_size ? "--min-size is above --max-size"
+                    : P.objects < threads    ? "--objects is below --threads"
+                                             : NULL;
+  if (bad) {
+    wl_usage(stderr, "large_ws", synopsis, options, NOPTIONS);
+    wl_die_usage("large_ws", bad);
+  }
   secret = mix64(P.seed + 0x6c617267655f7773ull);
   lanes = aligned_alloc(64, threads * sizeof *lanes);
   pthread_t *tids = malloc(threads * sizeof *tids);
