@@ -17,10 +17,10 @@ static void *alloc_bytes(size_t n) {
 
 #ifdef HAKMEM_INJECT_WORK
 /* Regression-gate proof builds only: a fixed amount of extra work in every
- * malloc (HAKMEM_INJECT_WORK loop iterations of about 3 instructions each),
+ * malloc (HAKMEM_INJECT_WORK loop iterations of about 4 instructions each),
  * which the gates must catch. */
 static inline void injected_work(void) {
-  for (int i = 0; i < HAKMEM_INJECT_WORK; i++) __asm__ volatile("");
+  for (int i = 0; i < HAKMEM_INJECT_WORK; i++) __asm__ volatile("nop");
 }
 #else
 static inline void injected_work(void) {}

@@ -90,6 +90,26 @@ HAKMEM_VARIANTS = [
     ),
 ]
 
+# Proof variants for the regression gate (regression/BUILD.bazel): release
+# plus HAKMEM_INJECT_WORK, a fixed amount of extra work in every malloc
+# (allocator/api.c), which the gates must catch. Built by hakmem_library()
+# like the rows above (:hakmem_inject, :libhakmem_inject.so) but NOT run
+# through every test (hakmem_test and stress_workload iterate
+# HAKMEM_VARIANTS only).  HAKMEM_INJECT_WORK=3 adds three "nop" loop
+# iterations to every malloc: about +3% on a tiny malloc+free pair
+# (regression/README.md).
+HAKMEM_PROOF_VARIANTS = [
+    struct(
+        name = "inject",
+        suffix = "_inject",
+        defines = ["HAKMEM_BUILD_RELEASE=1"],
+        local_defines = ["NDEBUG", "HAKMEM_INJECT_WORK=3"],
+        copts = ["-O2", "-fomit-frame-pointer"],
+        # variant_deps (ACE) of this suffix: release's, unchanged.
+        dep_suffix = "",
+    ),
+]
+
 _GTEST_MAIN = "@com_google_googletest//:gtest_main"
 
 def _pkg_label(name):
@@ -137,7 +157,7 @@ def hakmem_library(
         visibility = ["//visibility:private"],
     )
 
-    for v in HAKMEM_VARIANTS:
+    for v in HAKMEM_VARIANTS + HAKMEM_PROOF_VARIANTS:
         lib = "hakmem" + v.suffix
         so = "libhakmem" + v.suffix + ".so"
 
@@ -152,7 +172,7 @@ def hakmem_library(
             linkopts = HAKMEM_LINKOPTS,
             linkstatic = True,
             alwayslink = True,
-            deps = [d + v.suffix for d in variant_deps],
+            deps = [d + getattr(v, "dep_suffix", v.suffix) for d in variant_deps],
             visibility = visibility,
         )
 

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Unit tests of gate.py's decisions on synthetic numbers (times nothing):
+instruction thresholds, the wall verdict (drop, significance, CV, foreign
+machine, report-only, RSS, integrity), and a simulated A/A false-alarm rate
+of the wall rule: 1000 pairs of 9-rep samples from one distribution."""
+import os
+import random
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gate  # noqa: E402
+
+failures = 0
+
+
+def check(name, got, want):
+    global failures
+    ok = got == want
+    failures += not ok
+    print("%s: %s (got %r, want %r)" % ("ok" if ok else "FAIL", name, got, want))
+
+
+check("instr +0.5%", gate.instr_verdict(0.5), "pass")
+check("instr +1.0%", gate.instr_verdict(1.0), "warn")
+check("instr +2.99%", gate.instr_verdict(2.99), "warn")
+check("instr +3.0%", gate.instr_verdict(3.0), "FAIL")
+check("instr -10%", gate.instr_verdict(-10), "pass")
+
+rng = random.Random(1)
+
+
+def sample(median, cv, n=9):
+    return [rng.gauss(median, median * cv) for _ in range(n)]
+
+
+def base(ratios, rss=100000):
+    return {"ratios": ratios, "median_ratio": sorted(ratios)[len(ratios) // 2],
+            "cv": gate.cv(ratios), "peak_rss_kb": rss}
+
+
+def verdict(now, b, rss=100000, events=0, foreign="", report_only=False):
+    return gate.judge_wall({}, now, rss, events, b, foreign, report_only)["verdict"]
+
+
+quiet = base([1.00, 1.01, 0.99, 1.00, 1.02, 0.98, 1.00, 1.01, 0.99])
+check("wall same", verdict([1.00, 1.01, 0.99, 1.00, 1.00, 0.99, 1.01, 1.00, 1.00], quiet),
+      "pass")
+drop10 = [0.90, 0.91, 0.89, 0.90, 0.92, 0.88, 0.90, 0.91, 0.89]
+check("wall -10%", verdict(drop10, quiet), "FAIL")
+check("wall -10% foreign machine", verdict(drop10, quiet, foreign="cpu 'X'"), "warn")
+check("wall -10% report-only", verdict(drop10, quiet, report_only=True), "warn")
+check("wall -3% significant but under 5%",
+      verdict([0.97, 0.975, 0.965, 0.97, 0.97, 0.968, 0.972, 0.97, 0.971], quiet), "pass")
+noisy = base([1.0, 0.5, 1.6, 0.8, 1.3, 0.6, 1.1, 1.5, 0.7])
+check("wall noisy baseline", verdict([0.98, 1.0, 1.02] * 3, noisy), "NOISY")
+check("wall RSS +20%", verdict([1.0] * 9, quiet, rss=120000), "FAIL")
+check("wall RSS +8%", verdict([1.0] * 9, quiet, rss=108000), "pass")
+check("wall RSS +2 MiB on a small workload", verdict([1.0] * 9, base([1.0] * 9, rss=10000),
+                                                    rss=12048), "pass")
+check("wall RSS +20% foreign", verdict([1.0] * 9, quiet, rss=120000, foreign="cpus 4"), "warn")
+check("wall integrity events", verdict([1.0] * 9, quiet, events=1, report_only=True), "FAIL")
+check("wall no baseline", verdict([1.0] * 9, None), "new")
+
+# Simulated A/A: both samples from one distribution at CVs of 2..10%.
+for c in (0.02, 0.05, 0.10):
+    alarms = 0
+    for _ in range(1000):
+        b = base(sample(1.0, c))
+        alarms += verdict(sample(1.0, c), b) == "FAIL"
+    print("simulated A/A, CV %.0f%%: %d false alarms in 1000" % (c * 100, alarms))
+    if alarms > 10:
+        failures += 1
+        print("FAIL: more than 1 in 100")
+
+print("%d failure(s)" % failures)
+sys.exit(1 if failures else 0)
