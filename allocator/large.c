@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 
 #include "config.h"
+#include "heap.h"
 #include "integrity.h"
 #include "lock.h"
 #include "os.h"
@@ -232,6 +233,9 @@ void *hak_large_alloc(size_t n, size_t align, int zero) {
     return NULL;
   }
   size_t need = span_round(n + room);
+  /* A thread that only allocates large blocks still gets a heap, for its
+   * span cache. */
+  if (!hak_tc.heap) hak_thread_attach();
   struct hak_large_span span = {0};
   int reused = align <= HAK_PAGE_SIZE && cache_take(need, &span);
   if (!reused) {

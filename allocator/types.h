@@ -147,7 +147,7 @@ struct hak_slab_list {
  * a system call. */
 #define HAK_LARGE_BINS 48
 #define HAK_LARGE_BIN_DEPTH 4
-#define HAK_LARGE_HEAP_CACHE_BYTES ((uint64_t)8 << 20)
+#define HAK_LARGE_HEAP_CACHE_BYTES ((uint64_t)16 << 20)
 
 struct hak_large_span {
   void *base;
