@@ -118,7 +118,9 @@ static void *alloc_aligned(size_t align, size_t n) {
   int cls = aligned_class(n, align);
   if (cls >= 0) return hak_alloc_class((unsigned)cls);
   hak_ensure_init();
-  return hak_large_alloc(n, align, 0);
+  /* A large block starts `align` bytes into its span, so a 0-byte request
+   * would sit one past the span's end, in whatever is mapped next. */
+  return hak_large_alloc(n ? n : 1, align, 0);
 }
 
 static int is_power_of_two(size_t x) { return x && !(x & (x - 1)); }
