@@ -52,11 +52,7 @@ HAK_EXPORT void *calloc(size_t count, size_t size) {
 
 /* Usable bytes of a live block; 0 (after a report) if p is none. */
 static size_t usable_size(void *p) {
-  if (!hak_registry_contains(p)) {
-    size_t n = hak_large_usable(p);
-    if (!n) hak_fault(HAK_FAULT_INVALID_FREE, p, -1, HAK_NODE_NOT_LARGE);
-    return n;
-  }
+  if (!hak_registry_contains(p)) return hak_large_usable(p); /* reports itself */
   struct hak_slab *s = hak_slab_of(p);
   enum hak_node_problem why = HAK_NODE_OK;
   if (s->magic != HAK_SLAB_MAGIC || s->cls >= HAK_NUM_CLASSES) why = HAK_NODE_NO_SPAN;

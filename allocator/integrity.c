@@ -39,6 +39,7 @@ static const char *const problem_texts[] = {
     [HAK_NODE_OFF_BOUNDARY] = "interior pointer, not at a block boundary",
     [HAK_NODE_NEVER_CARVED] = "beyond the blocks its slab has handed out",
     [HAK_NODE_BAD_TAG] = "its free tag is missing or wrong",
+    [HAK_NODE_BAD_HEADER] = "its large-block header was overwritten; block dropped",
 };
 
 /* Appends where p lives: segment, slab, class, offset from the block

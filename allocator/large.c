@@ -10,11 +10,15 @@
 #include "lock.h"
 #include "os.h"
 
-/* Sits right before the block. */
+/* Sits right before the block.  The block's own address is in the table;
+ * base and len, which free unmaps or caches, are trusted only while check
+ * matches: a write running off the front of a block (or any stray write)
+ * lands on check first. */
 struct large_header {
   void *base;            /* start of the span */
   size_t len;            /* span length */
   struct hak_heap *heap; /* the allocating thread's heap, NULL if none */
+  uintptr_t check;       /* header_check() of the fields and the block */
 };
 
 #define HEADER_ROOM 64 /* block = base + 64 unless a bigger alignment asks */
@@ -108,6 +112,14 @@ static void table_remove_at(struct shard *sh, size_t hole) {
 
 static struct large_header *header_of(const void *p) {
   return (struct large_header *)((uintptr_t)p - sizeof(struct large_header));
+}
+
+/* Odd multipliers: changing any one field always changes the sum. */
+static uintptr_t header_check(const struct large_header *hdr, const void *p) {
+  uintptr_t x = (uintptr_t)hdr->base * 0x9e3779b97f4a7c15ull +
+                hdr->len * 0xbf58476d1ce4e5b9ull +
+                (uintptr_t)hdr->heap * 0x94d049bb133111ebull + (uintptr_t)p;
+  return (x ^ (x >> 29)) ^ hak_tag_secret;
 }
 
 /* Span lengths are rounded to 8 steps per power of two, so freed spans
@@ -215,6 +227,7 @@ static char *publish(struct hak_large_span span, size_t room, struct hak_heap *a
   hdr->base = span.base;
   hdr->len = span.len;
   hdr->heap = allocator;
+  hdr->check = header_check(hdr, p);
   struct shard *sh = shard_of((uintptr_t)p);
   hak_lock(&sh->lock);
   int ok = table_insert(sh, (uintptr_t)p) == 0;
@@ -263,8 +276,12 @@ static struct hak_large_span unlink_block(void *p, int report, struct hak_heap *
   struct shard *sh = shard_of((uintptr_t)p);
   hak_lock(&sh->lock);
   size_t at = table_find(sh, (uintptr_t)p);
-  int recently_freed = 0;
-  if (at != (size_t)-1) {
+  int recently_freed = 0, bad_header = 0;
+  if (at != (size_t)-1 && header_check(header_of(p), p) != header_of(p)->check) {
+    /* Its span cannot be found any more: the block is dropped (leaked). */
+    table_remove_at(sh, at);
+    bad_header = 1;
+  } else if (at != (size_t)-1) {
     struct large_header *hdr = header_of(p);
     span.base = hdr->base;
     span.len = hdr->len;
@@ -277,7 +294,9 @@ static struct hak_large_span unlink_block(void *p, int report, struct hak_heap *
       if (sh->recent[i] == (uintptr_t)p) recently_freed = 1;
   }
   hak_unlock(&sh->lock);
-  if (!span.base && report)
+  if (bad_header)
+    hak_fault(HAK_FAULT_INVALID_FREE, p, -1, HAK_NODE_BAD_HEADER);
+  else if (!span.base && report)
     hak_fault(recently_freed ? HAK_FAULT_DOUBLE_FREE : HAK_FAULT_INVALID_FREE, p, -1,
               recently_freed ? HAK_NODE_OK : HAK_NODE_NOT_LARGE);
   return span;
@@ -302,8 +321,16 @@ static int is_live(const void *p) {
 }
 
 size_t hak_large_usable(const void *p) {
-  if (!is_live(p)) return 0;
+  if (!is_live(p)) {
+    hak_fault(HAK_FAULT_INVALID_FREE, p, -1, HAK_NODE_NOT_LARGE);
+    return 0;
+  }
   const struct large_header *hdr = header_of(p);
+  if (header_check(hdr, p) != hdr->check) {
+    struct hak_heap *ignored;
+    unlink_block((void *)p, 1, &ignored); /* reports and drops it */
+    return 0;
+  }
   return (size_t)((char *)hdr->base + hdr->len - (const char *)p);
 }
 

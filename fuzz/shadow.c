@@ -95,13 +95,15 @@ int fz_overlap(const struct fz_table *t, const void *p, size_t n, int except) {
   return -1;
 }
 
+int fz_report_fd = 2;
+
 void fz_fail(const char *what, const void *p, size_t n) {
   /* snprintf, not the allocator's state: it may be what broke. */
   char buf[256];
   int len = snprintf(buf, sizeof buf, "hakmem fuzz: %s (block %p, %zu bytes)\n", what,
                      p, n);
   if (len > 0) {
-    ssize_t ignored = write(2, buf, (size_t)len < sizeof buf ? (size_t)len : sizeof buf);
+    ssize_t ignored = write(fz_report_fd, buf, (size_t)len < sizeof buf ? (size_t)len : sizeof buf);
     (void)ignored;
   }
   abort();

@@ -64,7 +64,9 @@ uint64_t fz_next_seed(struct fz_table *t, unsigned i);
  * [p, p + n), or -1. */
 int fz_overlap(const struct fz_table *t, const void *p, size_t n, int except);
 
-/* Reports a failed expectation and aborts, so libFuzzer keeps the input. */
+/* Reports a failed expectation on fz_report_fd (default 2) and aborts, so
+ * libFuzzer keeps the input. */
+extern int fz_report_fd;
 void fz_fail(const char *what, const void *p, size_t n) __attribute__((noreturn));
 
 #endif
