@@ -67,7 +67,7 @@ void hak_free_slow(void *p, struct hak_slab *s) {
     return;
   }
   uintptr_t *b = p;
-  if (b[1] == hak_free_tag(p, cls)) {
+  if (hak_node_sealed(b, hak_free_tag(p, cls))) {
     hak_fault(HAK_FAULT_DOUBLE_FREE, p, (int)cls, HAK_NODE_OK);
     return;
   }

@@ -22,10 +22,12 @@ void hak_drop_bin(struct hak_bin *bin, unsigned cls, enum hak_node_problem why)
 void hak_free_slow(void *p, struct hak_slab *s) HAK_INTERNAL __attribute__((noinline));
 void hak_free_unregistered(void *p) HAK_INTERNAL __attribute__((noinline));
 
-/* The check every pop makes: the free tag in release, everything in debug. */
+/* The check every pop makes: the sealed free tag in release (the link it
+ * is about to follow included), everything in debug. */
 static inline enum hak_node_problem hak_pop_check(const uintptr_t *b, unsigned cls) {
   if (HAK_FULL_CHECKS) return hak_node_check(b, cls);
-  return HAK_LIKELY(b[1] == hak_free_tag(b, cls)) ? HAK_NODE_OK : HAK_NODE_BAD_TAG;
+  return HAK_LIKELY(hak_node_sealed(b, hak_free_tag(b, cls))) ? HAK_NODE_OK
+                                                              : HAK_NODE_BAD_TAG;
 }
 
 /* Unlinks head block b (already checked) and hands it out. */
@@ -51,8 +53,7 @@ static inline void *hak_alloc_class(unsigned cls) {
 static inline void hak_bin_push(struct hak_tcache *tc, uintptr_t *b, unsigned cls,
                                 uintptr_t tag) {
   struct hak_bin *bin = &tc->bins[cls];
-  b[0] = (uintptr_t)bin->head;
-  b[1] = tag;
+  hak_node_link(b, (uintptr_t)bin->head, tag);
   bin->head = b;
   uint32_t count = bin->count + 1;
   HAK_COUNTER_SET(bin->count, count);
@@ -77,7 +78,7 @@ static inline void hak_free_block(void *p) {
   uint32_t idx = hak_block_index(s, p);
   if (HAK_UNLIKELY(s->start + (size_t)idx * s->block_size != (char *)p ||
                    idx >= atomic_load_explicit(&s->carved, memory_order_relaxed) ||
-                   b[1] == tag)) {
+                   hak_node_sealed(b, tag))) {
     hak_free_slow(p, s); /* interior pointer or double free: reported there */
     return;
   }

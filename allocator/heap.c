@@ -122,26 +122,39 @@ static struct hak_slab *find_span(struct hak_heap *h, unsigned cls) {
   }
 }
 
-/* Moves up to `want` blocks of span s onto the bin; returns how many. */
+/* Moves up to `want` blocks of span s onto the bin; returns how many.
+ * Blocks of the span's free list move as a chain, relinking only its last
+ * node.  When the whole list fits and the bin is empty (a refill), it moves
+ * as it is, unread: every node's link is checked by the pop that would
+ * follow it.  Otherwise the first `want` nodes are walked, each checked
+ * like a pop before its link is followed. */
 static uint32_t span_take(struct hak_slab *s, struct hak_bin *bin, unsigned cls,
                           uint32_t want) {
+  uint32_t listed = atomic_load_explicit(&s->carved, memory_order_relaxed) - s->used;
   uint32_t got = 0;
-  void *head = bin->head;
-  while (got < want && s->free) {
-    uintptr_t *b = s->free;
-    if (HAK_FULL_CHECKS) {
-      enum hak_node_problem why = hak_node_check(b, cls);
-      if (why != HAK_NODE_OK) {
+  uintptr_t *first = s->free, *last = NULL, *b = first;
+  if (listed && listed <= want && first && !bin->head) {
+    got = listed;
+    b = NULL;
+  } else {
+    while (got < want && b) {
+      enum hak_node_problem why = hak_pop_check(b, cls);
+      if (HAK_UNLIKELY(why != HAK_NODE_OK)) {
         hak_fault(HAK_FAULT_SLL_CORRUPTION, b, (int)cls, why);
-        s->free = NULL; /* the rest of the list cannot be trusted */
+        /* The rest of the list cannot be trusted: its blocks leak. */
+        s->used += listed - got;
+        b = NULL;
         break;
       }
+      last = b;
+      b = (uintptr_t *)b[0];
+      got++;
     }
-    s->free = (void *)b[0];
-    b[0] = (uintptr_t)head;
-    head = b;
-    got++;
   }
+  s->free = b;
+  void *head = bin->head;
+  if (last) hak_node_link(last, (uintptr_t)head, hak_free_tag(last, cls));
+  if (got) head = first;
   uint32_t carved = atomic_load_explicit(&s->carved, memory_order_relaxed);
   uint32_t fresh = s->capacity - carved;
   if (fresh > want - got) fresh = want - got;
@@ -149,8 +162,7 @@ static uint32_t span_take(struct hak_slab *s, struct hak_bin *bin, unsigned cls,
    * address order. */
   for (uint32_t i = fresh; i-- > 0;) {
     uintptr_t *b = (uintptr_t *)(s->start + (size_t)(carved + i) * s->block_size);
-    b[0] = (uintptr_t)head;
-    b[1] = hak_free_tag(b, cls);
+    hak_node_link(b, (uintptr_t)head, hak_free_tag(b, cls));
     head = b;
   }
   atomic_store_explicit(&s->carved, carved + fresh, memory_order_relaxed);
@@ -195,7 +207,7 @@ void hak_flush(struct hak_tcache *tc, unsigned cls, uint32_t keep) {
     count--;
     flushed++;
     struct hak_slab *s = hak_slab_of(b);
-    b[0] = (uintptr_t)s->free;
+    hak_node_link(b, (uintptr_t)s->free, hak_free_tag(b, cls));
     s->free = b;
     s->used--;
     if (s->on_full_list) move_to_avail(h, s);

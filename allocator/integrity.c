@@ -19,7 +19,7 @@ enum hak_node_problem hak_node_check(const void *node, unsigned cls) {
     return HAK_NODE_OFF_BOUNDARY;
   if (idx >= atomic_load_explicit(&s->carved, memory_order_relaxed))
     return HAK_NODE_NEVER_CARVED;
-  if (((const uintptr_t *)node)[1] != hak_free_tag(node, cls)) return HAK_NODE_BAD_TAG;
+  if (!hak_node_sealed(node, hak_free_tag(node, cls))) return HAK_NODE_BAD_TAG;
   return HAK_NODE_OK;
 }
 
@@ -38,7 +38,7 @@ static const char *const problem_texts[] = {
     [HAK_NODE_WRONG_CLASS] = "a block of another class",
     [HAK_NODE_OFF_BOUNDARY] = "interior pointer, not at a block boundary",
     [HAK_NODE_NEVER_CARVED] = "beyond the blocks its slab has handed out",
-    [HAK_NODE_BAD_TAG] = "its free tag is missing or wrong",
+    [HAK_NODE_BAD_TAG] = "its free tag or its link is wrong",
     [HAK_NODE_BAD_HEADER] = "its large-block header was overwritten; block dropped",
 };
 

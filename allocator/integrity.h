@@ -28,7 +28,7 @@ enum hak_node_problem {
   HAK_NODE_WRONG_CLASS,     /* a block of another class */
   HAK_NODE_OFF_BOUNDARY,    /* inside a block, not at its start */
   HAK_NODE_NEVER_CARVED,    /* past the blocks the span has handed out */
-  HAK_NODE_BAD_TAG,         /* no valid free tag: not a freed block */
+  HAK_NODE_BAD_TAG,         /* no sealed free tag: not a freed block, or its link changed */
   HAK_NODE_BAD_HEADER,      /* a large block whose header was overwritten */
 };
 

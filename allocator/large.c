@@ -18,7 +18,7 @@ struct large_header {
   void *base;            /* start of the span */
   size_t len;            /* span length */
   struct hak_heap *heap; /* the allocating thread's heap, NULL if none */
-  uintptr_t check;       /* header_check() of the fields and the block */
+  uintptr_t check;       /* header_check() of base, len and the block */
 };
 
 #define HEADER_ROOM 64 /* block = base + 64 unless a bigger alignment asks */
@@ -114,12 +114,11 @@ static struct large_header *header_of(const void *p) {
   return (struct large_header *)((uintptr_t)p - sizeof(struct large_header));
 }
 
-/* Odd multipliers: changing any one field always changes the sum. */
+/* Covers the fields free trusts (heap only picks a cache): a change to any
+ * one of them, or a header copied from another block, changes it; a zeroed
+ * header never matches (the secret is odd). */
 static uintptr_t header_check(const struct large_header *hdr, const void *p) {
-  uintptr_t x = (uintptr_t)hdr->base * 0x9e3779b97f4a7c15ull +
-                hdr->len * 0xbf58476d1ce4e5b9ull +
-                (uintptr_t)hdr->heap * 0x94d049bb133111ebull + (uintptr_t)p;
-  return (x ^ (x >> 29)) ^ hak_tag_secret;
+  return (uintptr_t)hdr->base ^ hdr->len ^ (uintptr_t)p ^ hak_tag_secret;
 }
 
 /* Span lengths are rounded to 8 steps per power of two, so freed spans

@@ -21,7 +21,8 @@ void hak_registry_add(const struct hak_segment *seg) HAK_INTERNAL;
 
 static inline int hak_registry_contains(const void *p) {
   uintptr_t granule = (uintptr_t)p >> HAK_SEGMENT_SHIFT;
-  if (HAK_UNLIKELY((uintptr_t)p >> HAK_ADDRESS_BITS)) return 0;
+  /* Same as p >> HAK_ADDRESS_BITS != 0, one instruction shorter. */
+  if (HAK_UNLIKELY(granule >= (uintptr_t)1 << (HAK_ADDRESS_BITS - HAK_SEGMENT_SHIFT))) return 0;
   uint64_t word = atomic_load_explicit(&hak_registry_bits[granule >> 6],
                                        memory_order_acquire);
   return (int)((word >> (granule & 63)) & 1);

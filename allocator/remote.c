@@ -23,10 +23,10 @@ static void announce(struct hak_slab *s) {
 
 void hak_remote_free(struct hak_slab *s, void *p, unsigned cls) {
   uintptr_t *block = p;
-  block[1] = hak_free_tag(p, cls);
+  uintptr_t tag = hak_free_tag(p, cls);
   uintptr_t old = atomic_load_explicit(&s->remote_head, memory_order_relaxed);
   do {
-    block[0] = old;
+    hak_node_link(block, old, tag);
   } while (!atomic_compare_exchange_weak_explicit(&s->remote_head, &old,
                                                   (uintptr_t)p, memory_order_release,
                                                   memory_order_relaxed));
@@ -48,7 +48,7 @@ uint32_t hak_remote_collect(struct hak_slab *s) {
     tail = (uintptr_t *)tail[0];
     n++;
   }
-  tail[0] = (uintptr_t)s->free;
+  hak_node_link(tail, (uintptr_t)s->free, hak_free_tag(tail, s->cls));
   s->free = (void *)list;
   s->used -= n;
   atomic_fetch_sub_explicit(&s->remote_count, (int32_t)n, memory_order_relaxed);

@@ -35,7 +35,8 @@ static size_t verify_span_list(struct hak_slab *s) {
     if (why == HAK_NODE_OK && (hak_slab_of(node) != s || ++seen > s->capacity))
       why = HAK_NODE_OFF_BOUNDARY;
     if (why != HAK_NODE_OK) {
-      s->free = NULL;
+      s->free = NULL; /* its blocks leak: none of them is on the list now */
+      s->used = atomic_load_explicit(&s->carved, memory_order_relaxed);
       hak_fault(HAK_FAULT_SLL_CORRUPTION, node, (int)s->cls, why);
       return 1;
     }

@@ -15,11 +15,15 @@
  * class size is a multiple of 16 and every span starts on a 64 KiB boundary.
  *
  * A free block's first word links it into a list; its second word holds the
- * free tag, hak_free_tag(block, class): the block address and class mixed
- * with a per-process secret.  The tag marks a block as free (so a second
- * free of it is caught), and a list node whose tag is wrong - a pointer a
- * few bytes off a block, a block of another class, a stray write - is caught
- * when it is popped.  The tag is cleared when a block is handed out.
+ * free tag, hak_free_tag(block, class) - the block address and class mixed
+ * with a per-process secret - sealed with the link: tag ^ link
+ * (hak_node_link).  The tag marks a block as free (so a second free of it
+ * is caught), and a list node whose tag is wrong - a pointer a few bytes
+ * off a block, a block of another class, a stray write - is caught when it
+ * is popped.  The seal makes that pop catch a changed link too, before the
+ * list follows it: a stray write to either word can never send a list to
+ * an address hakmem did not put there.  The tag is cleared when a block is
+ * handed out.
  *
  * Ownership: each thread has a heap.  A span belongs to at most one heap at
  * a time (its owner); only the owner touches the span's local free list and
@@ -187,6 +191,17 @@ extern uintptr_t hak_tag_secret HAK_INTERNAL;
 
 static inline uintptr_t hak_free_tag(const void *block, unsigned cls) {
   return ((uintptr_t)block ^ hak_tag_secret) + ((uintptr_t)cls << 56);
+}
+
+/* Links free block b to next and seals the link with tag. */
+static inline void hak_node_link(uintptr_t *b, uintptr_t next, uintptr_t tag) {
+  b[0] = next;
+  b[1] = tag ^ next;
+}
+
+/* 1 if free block b carries tag, sealed with its current link. */
+static inline int hak_node_sealed(const uintptr_t *b, uintptr_t tag) {
+  return b[1] == (tag ^ b[0]);
 }
 
 static inline struct hak_segment *hak_segment_of(const void *p) {

@@ -30,6 +30,9 @@ load("@rules_cc//cc:defs.bzl", "cc_binary", "cc_import", "cc_library", "cc_test"
 #      preloaded allocators do (the .so is loaded at startup, not dlopen'ed).
 #  -fno-builtin-{malloc,...}: keep GCC from turning code inside the allocator
 #      into calls to the malloc it implements (e.g. malloc+memset -> calloc).
+#  -fno-tree-slp-vectorize: GCC would pair the two words a free writes into
+#      a block (link, sealed tag) into one SSE store, four instructions
+#      where two moves do; measured by the instruction gate.
 #  No -fno-plt: with hidden visibility the hot path makes no PLT calls, and
 #      -fno-plt would only change calls into libc.
 HAKMEM_COPTS = [
@@ -44,6 +47,7 @@ HAKMEM_COPTS = [
     "-fno-builtin-free",
     "-fno-builtin-calloc",
     "-fno-builtin-realloc",
+    "-fno-tree-slp-vectorize",
     "-pthread",
 ]
 

@@ -1,0 +1,77 @@
+"""libFuzzer harnesses for hakmem, one binary per harness and allocator variant.
+
+    load(":fuzz.bzl", "hakmem_fuzzer")
+    hakmem_fuzzer(name = "ops", src = "ops_fuzz.c", test_args = [...])
+
+creates, for every row of HAKMEM_VARIANTS (//allocator:variants.bzl):
+
+    :<name>_fuzzer_<variant>   the fuzzer binary (a genrule: clang -fsanitize=fuzzer
+                               over the harness and the allocator's sources)
+    :<name>_<variant>_test     sh_test: the checked-in corpus, then a bounded
+                               fuzzing run (test_args)
+    :<name>, :<name>_debug     sh_binary for long runs (bazel run), tagged manual
+
+Bazel's C toolchain here is gcc, which has no libFuzzer, so the binary is
+built by a genrule calling Debian's clang (ci/setup.sh installs it and the
+libFuzzer runtime).  The allocator is compiled into the binary with the
+variant's own flags and defines: its malloc is the process's malloc, so
+hakmem serves libFuzzer's allocations as well as the harness's, and its
+code is coverage-instrumented like the harness.  No AddressSanitizer: it
+would replace malloc and free with its own, and the fuzzed allocator would
+be ASan's, not hakmem.  The harnesses' shadow model takes its place.
+"""
+
+load("//allocator:variants.bzl", "HAKMEM_COPTS", "HAKMEM_VARIANTS")
+
+_FUZZ_COPTS = ["-fsanitize=fuzzer", "-g"]
+
+def _variant_flags(v):
+    return (HAKMEM_COPTS + v.copts + _FUZZ_COPTS +
+            ["-D" + d for d in v.defines + v.local_defines])
+
+def hakmem_fuzzer(name, src, test_args, corpus = None, test_timeout = "short"):
+    """Fuzzer binaries, bounded tests and long-run launchers for one harness.
+
+    Args:
+      name: harness name; its corpus is fuzz/corpus/<name>/.
+      src: the harness (C, defines LLVMFuzzerTestOneInput).
+      test_args: libFuzzer flags of the bounded CI run.
+      corpus: corpus glob (default corpus/<name>/*).
+      test_timeout: the sh_test's timeout.
+    """
+    corpus_files = native.glob([corpus or "corpus/%s/*" % name])
+    for v in HAKMEM_VARIANTS:
+        binary = "%s_fuzzer_%s" % (name, v.name)
+        native.genrule(
+            name = binary + "_build",
+            srcs = [src, "shadow.c", "shadow.h", "//allocator:fuzz_sources"],
+            outs = [binary],
+            cmd = " ".join([
+                "clang",
+                " ".join(_variant_flags(v)),
+                "-I allocator -I allocator/include",
+                # The group's sources, not its headers (found by -I).
+                "$$(for f in $(locations //allocator:fuzz_sources); do",
+                "case $$f in *.c) echo $$f;; esac; done)",
+                "$(location shadow.c) $(location %s)" % src,
+                "-pthread -o $@",
+                "|| { echo 'fuzz: needs clang and libclang-rt-dev (ci/setup.sh)' >&2; exit 1; }",
+            ]),
+            executable = True,
+            tags = ["no-remote"],
+        )
+        native.sh_test(
+            name = "%s_%s_test" % (name, v.name),
+            srcs = ["run_fuzzer.sh"],
+            args = ["--test", "$(location :%s)" % binary, "fuzz/corpus/" + name] + test_args,
+            data = [":" + binary] + corpus_files,
+            timeout = test_timeout,
+            tags = ["hakmem_" + v.name, "fuzz"],
+        )
+        native.sh_binary(
+            name = name + v.suffix,
+            srcs = ["run_fuzzer.sh"],
+            args = ["--long", "$(location :%s)" % binary, "fuzz/corpus/" + name],
+            data = [":" + binary],
+            tags = ["manual"],
+        )
