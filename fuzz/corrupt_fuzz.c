@@ -145,10 +145,10 @@ static struct victim corrupt(struct fz_in *in, const struct setup *su) {
   unsigned j = cand[fz_u8(in) % ncand];
   v.block = su->all[j];
   if (large) v.slot = (int)j;
-  /* Tiny/mid: word 0 (link) or 1 (tag) of the free node.  Large: one of
-   * the three header words in front of the block. */
+  /* Tiny/mid: word 0 (link) or 1 (sealed tag) of the free node.  Large:
+   * one of the four words in front of the block (check, heap, len, base). */
   unsigned w = fz_u8(in);
-  v.word = large ? (uintptr_t *)v.block - 1 - w % 3 : (uintptr_t *)v.block + (w & 1);
+  v.word = large ? (uintptr_t *)v.block - 1 - w % 4 : (uintptr_t *)v.block + (w & 1);
   v.was = *v.word;
   v.now = corrupt_value(in, v.was, v.block, (unsigned char **)su->all, su->n, su->size);
   *v.word = v.now;
