@@ -17,6 +17,7 @@ PACKAGES=(
   libjemalloc-dev
   libgoogle-perftools-dev  # tcmalloc
   clang
+  libclang-rt-dev          # libFuzzer for //fuzz (clang only recommends it)
   python3
 )
 
