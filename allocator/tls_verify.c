@@ -44,11 +44,12 @@ static size_t verify_span_list(struct hak_slab *s) {
   return 0;
 }
 
-size_t hak_testing_verify_heap(void) {
+size_t hak_testing_verify_heap(int cls) {
   struct hak_heap *h = hak_tc.heap;
   size_t bad = hak_tls_sll_verify();
-  if (!h) return bad;
-  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+  if (!h || cls >= HAK_NUM_CLASSES) return bad;
+  unsigned lo = cls < 0 ? 0 : (unsigned)cls, hi = cls < 0 ? HAK_NUM_CLASSES : lo + 1;
+  for (unsigned c = lo; c < hi; c++) {
     for (struct hak_slab *s = h->avail[c].head; s; s = s->next) bad += verify_span_list(s);
     for (struct hak_slab *s = h->full[c].head; s; s = s->next) bad += verify_span_list(s);
   }

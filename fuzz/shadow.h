@@ -67,6 +67,9 @@ int fz_overlap(const struct fz_table *t, const void *p, size_t n, int except);
 /* Reports a failed expectation on fz_report_fd (default 2) and aborts, so
  * libFuzzer keeps the input. */
 extern int fz_report_fd;
+/* Called by fz_fail before it aborts (the corruption harness prints the
+ * input before the failing one: hakmem's state outlives an input). */
+extern void (*fz_fail_hook)(void);
 void fz_fail(const char *what, const void *p, size_t n) __attribute__((noreturn));
 
 #endif

@@ -17,9 +17,10 @@ HAK_API void hak_testing_tls_sll_push_raw(int cls, void *node);
 /* Blocks currently in the calling thread's TLS SLL of class cls. */
 HAK_API uint32_t hak_testing_tls_sll_length(int cls);
 /* hak_tls_sll_verify, then every node of the local free lists of the
- * slabs the calling thread owns: a bad node is reported (an integrity
- * event) and its list dropped.  Returns the number of bad lists. */
-HAK_API size_t hak_testing_verify_heap(void);
+ * slabs of class cls (every class if cls < 0) the calling thread owns: a
+ * bad node is reported (an integrity event) and its list dropped.  Returns
+ * the number of bad lists. */
+HAK_API size_t hak_testing_verify_heap(int cls);
 /* Returns every block in the calling thread's TLS SLLs to their slabs. */
 HAK_API void hak_testing_tls_flush(void);
 
