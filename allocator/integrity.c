@@ -40,6 +40,7 @@ static const char *const problem_texts[] = {
     [HAK_NODE_NEVER_CARVED] = "beyond the blocks its slab has handed out",
     [HAK_NODE_BAD_TAG] = "its free tag or its link is wrong",
     [HAK_NODE_BAD_HEADER] = "its large-block header was overwritten; block dropped",
+    [HAK_NODE_BAD_COUNT] = "its slab's free list holds more or fewer blocks than counted",
 };
 
 /* Appends where p lives: segment, slab, class, offset from the block

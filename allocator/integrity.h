@@ -30,6 +30,7 @@ enum hak_node_problem {
   HAK_NODE_NEVER_CARVED,    /* past the blocks the span has handed out */
   HAK_NODE_BAD_TAG,         /* no sealed free tag: not a freed block, or its link changed */
   HAK_NODE_BAD_HEADER,      /* a large block whose header was overwritten */
+  HAK_NODE_BAD_COUNT,       /* a slab list longer or shorter than its count */
 };
 
 extern _Atomic uint64_t hak_integrity_count HAK_INTERNAL;

@@ -25,23 +25,29 @@ size_t hak_tls_sll_verify(void) {
   return bad;
 }
 
-/* Checks every node of one span's local free list; drops the list (its
- * blocks leak) at the first bad node.  Returns 1 if it was bad. */
+/* Checks every node of one span's local free list, and that it holds as
+ * many as the span's counters say (a list that reaches into another list
+ * holds more); drops the list (its blocks leak) if not.  Returns 1 if it
+ * was bad. */
 static size_t verify_span_list(struct hak_slab *s) {
+  uint32_t carved = atomic_load_explicit(&s->carved, memory_order_relaxed);
   uint32_t seen = 0;
-  for (uintptr_t *node = s->free; node; node = (uintptr_t *)node[0]) {
-    enum hak_node_problem why = hak_node_check(node, s->cls);
+  uintptr_t *node = s->free;
+  enum hak_node_problem why = HAK_NODE_OK;
+  for (; node; node = (uintptr_t *)node[0]) {
+    why = hak_node_check(node, s->cls);
     /* A node of another span, or more nodes than blocks: a cycle. */
-    if (why == HAK_NODE_OK && (hak_slab_of(node) != s || ++seen > s->capacity))
-      why = HAK_NODE_OFF_BOUNDARY;
-    if (why != HAK_NODE_OK) {
-      s->free = NULL; /* its blocks leak: none of them is on the list now */
-      s->used = atomic_load_explicit(&s->carved, memory_order_relaxed);
-      hak_fault(HAK_FAULT_SLL_CORRUPTION, node, (int)s->cls, why);
-      return 1;
-    }
+    if (why == HAK_NODE_OK && (hak_slab_of(node) != s || ++seen > carved - s->used))
+      why = HAK_NODE_BAD_COUNT;
+    if (why != HAK_NODE_OK) break;
   }
-  return 0;
+  if (why == HAK_NODE_OK && seen != carved - s->used) why = HAK_NODE_BAD_COUNT;
+  if (why == HAK_NODE_OK) return 0;
+  void *bad = node ? (void *)node : s->free;
+  s->free = NULL; /* its blocks leak: none of them is on the list now */
+  s->used = carved;
+  hak_fault(HAK_FAULT_SLL_CORRUPTION, bad, (int)s->cls, why);
+  return 1;
 }
 
 size_t hak_testing_verify_heap(int cls) {

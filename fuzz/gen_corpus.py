@@ -141,8 +141,8 @@ def corrupt_seeds():
                                             steps=mallocs(12))
     s["small-cap"] = corrupt_input(t48, blocks=20, freed=0xFFFF0, cap=5,
                                    steps=mallocs(16) + [[FLUSH, 0]] + mallocs(8, 20))
-    s["tag-wiped-double-free"] = corrupt_input(t48, word=1, value=(ZERO,),
-                                               steps=[[AGAIN, 0]] + mallocs(10))
+    s["tag-wiped"] = corrupt_input(t48, word=1, value=(ZERO,),
+                                   steps=[[AGAIN, 0]] + mallocs(10))
     s["verify-flush"] = corrupt_input(t48, value=(OTHER, 5),
                                       steps=[[VERIFY, 0], [FLUSH, 0]] + mallocs(4))
     s["mid-link"] = corrupt_input(m4k, blocks=6, freed=0x2A, steps=mallocs(6))
