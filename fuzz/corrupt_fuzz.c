@@ -109,9 +109,10 @@ struct victim {
   uintptr_t was, now;
   int slot;             /* its slot while live (large), else -1 */
   /* Large: the span as the header had it (large.c's layout: base, len,
-   * heap, check in front of the block).  A block whose header hakmem finds
+   * check in front of the block).  A block whose header hakmem finds
    * overwritten is dropped from its table, span and all; the harness then
-   * unmaps the span itself, or every such input would leak it. */
+   * returns the span's pages (the span may lie in a page arena, so it is
+   * not unmapped), or every such input would leak them. */
   void *span_base;
   size_t span_len;
   int dropped;
@@ -165,13 +166,13 @@ static struct victim corrupt(struct fz_in *in, const struct setup *su) {
   v.block = su->all[j];
   if (large) {
     v.slot = (int)j;
-    v.span_base = (void *)((uintptr_t *)v.block)[-4];
-    v.span_len = (size_t)((uintptr_t *)v.block)[-3];
+    v.span_base = (void *)((uintptr_t *)v.block)[-3];
+    v.span_len = (size_t)((uintptr_t *)v.block)[-2];
   }
   /* Tiny/mid: word 0 (link) or 1 (sealed tag) of the free node.  Large:
-   * one of the four words in front of the block (check, heap, len, base). */
+   * one of the three words in front of the block (check, len, base). */
   unsigned w = fz_u8(in);
-  v.word = large ? (uintptr_t *)v.block - 1 - w % 4 : (uintptr_t *)v.block + (w & 1);
+  v.word = large ? (uintptr_t *)v.block - 1 - w % 3 : (uintptr_t *)v.block + (w & 1);
   v.was = *v.word;
   v.now = corrupt_value(in, v.was, v.block, (unsigned char **)su->all, su->n, su->size);
   *v.word = v.now;
@@ -340,7 +341,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int live_again = fz_overlap(&table, v.word, sizeof *v.word, v.slot) >= 0;
     if (!live_again) *v.word = v.was;
   }
-  if (v.dropped) munmap(v.span_base, v.span_len);
+  if (v.dropped) madvise(v.span_base, v.span_len, MADV_DONTNEED);
   for (unsigned i = 0; i < FZ_SLOTS; i++) release(i);
   /* Whatever damage is left is found here, so no input inherits another's. */
   hak_testing_tls_flush();

@@ -150,13 +150,12 @@ def corrupt_seeds():
                                      steps=[[7, 0] + csize("tiny", 100)] + mallocs(6))
     s["large-check"] = corrupt_input(big, blocks=4, freed=0x8, word=0,
                                      value=(FLIP, 1, 0x01), steps=[[AGAIN, 0]])
-    s["large-heap"] = corrupt_input(big, blocks=4, freed=0x8, word=1,
-                                    value=(FLIP, 2, 0x08), steps=[[AGAIN, 0]])
-    s["large-len"] = corrupt_input(big, blocks=4, freed=0x8, word=2,
+    # Large header words: 0 check, 1 len, 2 base (large.c).
+    s["large-len"] = corrupt_input(big, blocks=4, freed=0x8, word=1,
                                    value=(SHIFT, 0x40), steps=[[0x83, 0]])
-    s["large-base"] = corrupt_input(big, blocks=4, freed=0x8, word=3,
+    s["large-base"] = corrupt_input(big, blocks=4, freed=0x8, word=2,
                                     value=(ZERO,), steps=[[AGAIN, 0], [0, 9]])
-    s["large-usable"] = corrupt_input(big, blocks=4, freed=0x8, word=2,
+    s["large-usable"] = corrupt_input(big, blocks=4, freed=0x8, word=1,
                                       value=(FLIP, 2, 0x10), steps=[[8, 0], [AGAIN, 0]])
     return s
 
