@@ -437,6 +437,21 @@ TEST(Aligned, PosixMemalignEveryPowerOfTwo) {
   }
 }
 
+// A 0-byte request with an alignment only the large tier serves: the block
+// must lie inside its span (it once sat one past the end, which
+// malloc_usable_size then did not recognise).
+TEST(Aligned, ZeroBytesAtALargeAlignmentIsARealBlock) {
+  for (size_t a : {size_t{128} << 10, size_t{256} << 10, size_t{1} << 20}) {
+    SCOPED_TRACE(a);
+    void* p = nullptr;
+    ASSERT_EQ(posix_memalign(&p, a, 0), 0);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % a, 0u);
+    EXPECT_GE(malloc_usable_size(p), 1u);
+    static_cast<char*>(p)[0] = 1;
+    free(p);
+  }
+}
+
 TEST(Aligned, AlignedAllocEveryPowerOfTwo) {
   for (size_t a : Alignments()) {
     for (size_t n : SizesFor(a)) {

@@ -355,6 +355,60 @@ TEST_F(ReportMode, NodeOutsideEverySuperSlabIsFound) {
 
 // Nothing is reported for correct use, however heavy: the counter moves only
 // on faults.
+// A stray write to the link word of a freed block: the release pop checks
+// the link it is about to follow (it is sealed into the free tag), so a
+// link pointing at unmapped memory, at the block itself or at another free
+// block is reported before it is followed, never dereferenced or handed out.
+TEST_F(ReportMode, OverwrittenLinkIsCaughtBeforeItIsFollowed) {
+  const uintptr_t wild = uintptr_t{1} << 45;  // user space, never mapped here
+  for (int how = 0; how < 3; ++how) {
+    RunInFreshThread([how, wild] {
+      SCOPED_TRACE(how);
+      hak_testing_tls_flush();
+      auto* a = static_cast<uintptr_t*>(malloc(kClass1Size));
+      auto* b = static_cast<uintptr_t*>(malloc(kClass1Size));
+      auto* c = static_cast<uintptr_t*>(malloc(kClass1Size));
+      ASSERT_TRUE(a && b && c);
+      uintptr_t* freed_b = Launder(b);
+      free(a);
+      free(c);
+      free(b);  // the list: b, c, a
+      const uintptr_t to[] = {wild, reinterpret_cast<uintptr_t>(freed_b),
+                              reinterpret_cast<uintptr_t>(a)};
+      freed_b[0] = to[how];  // the stray write
+      const uint64_t events = hak_integrity_events();
+      void* got = malloc(kClass1Size);
+      EXPECT_EQ(hak_integrity_events(), events + 1);
+      ASSERT_NE(got, nullptr);
+      EXPECT_NE(got, static_cast<void*>(freed_b));
+      free(got);
+      EXPECT_EQ(hak_tls_sll_verify(), 0u);
+    });
+  }
+  ExpectAllocatorHealthy(kClass1Size);
+}
+
+// A write running off the front of a large block hits its header: free
+// and malloc_usable_size report it and drop the block instead of trusting
+// the span length and base they would otherwise release.
+TEST_F(ReportMode, OverwrittenLargeHeaderIsCaughtByFree) {
+  for (int word = 1; word <= 3; ++word) {
+    for (bool usable : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << "word -" << word << (usable ? " usable" : " free"));
+      auto* p = static_cast<uintptr_t*>(malloc(1 * kMiB));
+      ASSERT_NE(p, nullptr);
+      p[-word] ^= 0x10000;
+      const uint64_t events = hak_integrity_events();
+      if (usable) EXPECT_EQ(malloc_usable_size(p), 0u);
+      else free(p);
+      EXPECT_EQ(hak_integrity_events(), events + 1);
+      free(Launder(p));  // dropped: now an invalid free, reported, ignored
+      EXPECT_EQ(hak_integrity_events(), events + 2);
+    }
+  }
+  ExpectAllocatorHealthy(1 * kMiB);
+}
+
 TEST_F(ReportMode, NoEventsWithoutFaults) {
   const uint64_t events = hak_integrity_events();
   RunInFreshThread([] {
