@@ -5,8 +5,10 @@ Each seed is a small program in the harness's input format (ops_fuzz.c,
 corrupt_fuzz.c: the decoders there are the format's definition), chosen so
 that a fuzzing run starts from every path worth reaching: every tier and
 operation for ops, every kind of corruption for corrupt.  Inputs named
-regress-* are crashes the fuzzers found, kept as regression tests; this
-script leaves them alone.
+regress-* are crashes the fuzzers found, kept as regression tests; cov-*
+are the smallest set of inputs from fuzzing runs that reaches every edge
+those runs reached (-set_cover_merge=1 -use_counters=0).  This script
+leaves both alone.
 
     python3 fuzz/gen_corpus.py          # rewrites the seed-* files
 """
