@@ -4,15 +4,32 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "api.h"
+#include "config.h"
 #include "init.h"
 #include "large.h"
+#include "redzone.h"
 
 #define HAK_EXPORT HAK_API
 
+/* Debug: every 16-aligned block gets redzones unless HAKMEM_REDZONE=0.
+ * Release: a constant 0, so none of the redzone code is compiled in. */
+static inline int redzones_on(void) { return HAK_REDZONES && hak_config.redzone; }
+
 static void *alloc_bytes(size_t n) {
+  if (redzones_on()) return hak_rz_alloc(n, 0);
   if (HAK_LIKELY(n <= HAK_MID_MAX)) return hak_alloc_class(hak_class_of(n));
   hak_ensure_init();
   return hak_large_alloc(n, 16, 0);
+}
+
+/* free() of a program pointer: debug first checks (and strips) redzones. */
+static inline void free_ptr(void *p) {
+  if (HAK_REDZONES) {
+    p = hak_rz_unwrap(p);
+    if (!p) return; /* a fault, reported */
+  }
+  hak_free_block(p);
 }
 
 #ifdef HAKMEM_INJECT_WORK
@@ -32,7 +49,7 @@ HAK_EXPORT void *malloc(size_t n) {
 }
 
 HAK_EXPORT void free(void *p) {
-  if (HAK_LIKELY(p != NULL)) hak_free_block(p);
+  if (HAK_LIKELY(p != NULL)) free_ptr(p);
 }
 
 HAK_EXPORT void *calloc(size_t count, size_t size) {
@@ -41,6 +58,7 @@ HAK_EXPORT void *calloc(size_t count, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
+  if (redzones_on()) return hak_rz_alloc(n, 1);
   if (n > HAK_MID_MAX) {
     hak_ensure_init();
     return hak_large_alloc(n, 16, 1);
@@ -52,6 +70,8 @@ HAK_EXPORT void *calloc(size_t count, size_t size) {
 
 /* Usable bytes of a live block; 0 (after a report) if p is none. */
 static size_t usable_size(void *p) {
+  size_t requested;
+  if (HAK_REDZONES && hak_rz_size(p, &requested)) return requested;
   if (!hak_registry_contains(p)) {
     size_t n = hak_large_usable(p);
     if (!n) hak_fault(HAK_FAULT_INVALID_FREE, p, -1, HAK_NODE_NOT_LARGE);
@@ -72,8 +92,12 @@ static size_t usable_size(void *p) {
 HAK_EXPORT void *realloc(void *p, size_t n) {
   if (!p) return alloc_bytes(n);
   if (n == 0) { /* glibc: frees and returns NULL */
-    hak_free_block(p);
+    free_ptr(p);
     return NULL;
+  }
+  if (HAK_REDZONES) {
+    void *q = hak_rz_resize_in_place(p, n);
+    if (q) return q;
   }
   size_t old = usable_size(p);
   if (!old) {
@@ -91,7 +115,7 @@ HAK_EXPORT void *realloc(void *p, size_t n) {
   void *q = alloc_bytes(n);
   if (!q) return NULL;
   memcpy(q, p, n < old ? n : old);
-  hak_free_block(p);
+  free_ptr(p);
   return q;
 }
 
@@ -170,22 +194,40 @@ HAK_EXPORT void *pvalloc(size_t n) {
 
 HAK_EXPORT size_t malloc_usable_size(void *p) { return p ? usable_size(p) : 0; }
 
-/* C23 sized frees: the size must be the one the block was allocated with. */
-static void free_checked(void *p, size_t n, size_t align) {
-  if (!p) return;
-  if (hak_registry_contains(p)) {
-    struct hak_slab *s = hak_slab_of(p);
-    int expected = align > 16 ? aligned_class(n, align) : hak_size_class(n);
-    if (s->cls < HAK_NUM_CLASSES && expected != (int)s->cls) {
-      hak_fault(HAK_FAULT_SIZE_MISMATCH, p, expected, HAK_NODE_OK);
-      return;
-    }
+/* Whether n can be the size block p was allocated (or last reallocated)
+ * with.  Debug knows the exact size of a redzoned block.  Otherwise the
+ * class must match, except that realloc may have shrunk the block in place
+ * (up to four classes: realloc above), which only C's free_sized allows -
+ * C++ objects are never reallocated (strict).  A large block must hold n
+ * and, unless over-aligned, n must be a large size. */
+static int size_fits(void *p, size_t n, size_t align, int strict) {
+  size_t requested;
+  if (HAK_REDZONES && hak_rz_size(p, &requested)) return requested == n;
+  if (!hak_registry_contains(p)) {
+    size_t usable = hak_large_usable(p);
+    return !usable || (n <= usable && (align > 16 || n > HAK_MID_MAX));
   }
-  hak_free_block(p);
+  const struct hak_slab *s = hak_slab_of(p);
+  if (s->cls >= HAK_NUM_CLASSES) return 1; /* not a block: free reports it */
+  int expected = align > 16 ? aligned_class(n, align) : hak_size_class(n);
+  if (expected == (int)s->cls) return 1;
+  return !strict && expected >= 0 && expected < (int)s->cls && expected + 4 >= (int)s->cls;
 }
 
-HAK_EXPORT void free_sized(void *p, size_t n) { free_checked(p, n, 16); }
+/* Sized frees (C23 free_sized, C++ sized delete): the size must be the one
+ * the block was allocated with. */
+void hak_free_checked(void *p, size_t n, size_t align, int strict) {
+  if (!p) return;
+  if (!size_fits(p, n, align, strict)) {
+    hak_fault(HAK_FAULT_SIZE_MISMATCH, p, align > 16 ? aligned_class(n, align) : hak_size_class(n),
+              HAK_NODE_OK);
+    return;
+  }
+  free_ptr(p);
+}
+
+HAK_EXPORT void free_sized(void *p, size_t n) { hak_free_checked(p, n, 16, 0); }
 
 HAK_EXPORT void free_aligned_sized(void *p, size_t align, size_t n) {
-  free_checked(p, n, align);
+  hak_free_checked(p, n, align, 0);
 }

@@ -15,6 +15,7 @@ struct large_header {
   void *base;            /* start of the span */
   size_t len;            /* span length */
   struct hak_heap *heap; /* the allocating thread's heap, NULL if none */
+  uintptr_t check;       /* header_check(): a heap underflow changes it */
 };
 
 #define HEADER_ROOM 64 /* block = base + 64 unless a bigger alignment asks */
@@ -108,6 +109,14 @@ static void table_remove_at(struct shard *sh, size_t hole) {
 
 static struct large_header *header_of(const void *p) {
   return (struct large_header *)((uintptr_t)p - sizeof(struct large_header));
+}
+
+/* A checksum of the header, keyed with the per-process secret: a write
+ * before the block (underflow) would otherwise hand free a forged span to
+ * unmap or cache.  Checked on every large free and size query. */
+static uintptr_t header_check(const struct large_header *h, const void *p) {
+  uintptr_t x = (uintptr_t)h->base ^ ((uintptr_t)h->len << 1) ^ (uintptr_t)p;
+  return (x * 0x9e3779b97f4a7c15ull) ^ (uintptr_t)h->heap ^ hak_tag_secret;
 }
 
 /* Span lengths are rounded to 8 steps per power of two, so freed spans
@@ -215,6 +224,7 @@ static char *publish(struct hak_large_span span, size_t room, struct hak_heap *a
   hdr->base = span.base;
   hdr->len = span.len;
   hdr->heap = allocator;
+  hdr->check = header_check(hdr, p);
   struct shard *sh = shard_of((uintptr_t)p);
   hak_lock(&sh->lock);
   int ok = table_insert(sh, (uintptr_t)p) == 0;
@@ -263,8 +273,10 @@ static struct hak_large_span unlink_block(void *p, int report, struct hak_heap *
   struct shard *sh = shard_of((uintptr_t)p);
   hak_lock(&sh->lock);
   size_t at = table_find(sh, (uintptr_t)p);
-  int recently_freed = 0;
-  if (at != (size_t)-1) {
+  int recently_freed = 0, corrupt = 0;
+  if (at != (size_t)-1 && header_of(p)->check != header_check(header_of(p), p)) {
+    corrupt = 1; /* left in the table: its span cannot be trusted */
+  } else if (at != (size_t)-1) {
     struct large_header *hdr = header_of(p);
     span.base = hdr->base;
     span.len = hdr->len;
@@ -277,6 +289,10 @@ static struct hak_large_span unlink_block(void *p, int report, struct hak_heap *
       if (sh->recent[i] == (uintptr_t)p) recently_freed = 1;
   }
   hak_unlock(&sh->lock);
+  if (corrupt) {
+    hak_fault(HAK_FAULT_UNDERFLOW, p, -1, HAK_NODE_OK);
+    return span;
+  }
   if (!span.base && report)
     hak_fault(recently_freed ? HAK_FAULT_DOUBLE_FREE : HAK_FAULT_INVALID_FREE, p, -1,
               recently_freed ? HAK_NODE_OK : HAK_NODE_NOT_LARGE);
@@ -301,9 +317,19 @@ static int is_live(const void *p) {
   return live;
 }
 
+int hak_large_known(const void *p) {
+  struct shard *sh = shard_of((uintptr_t)p);
+  hak_lock(&sh->lock);
+  int known = table_find(sh, (uintptr_t)p) != (size_t)-1;
+  for (unsigned i = 0; i < RECENT && !known; i++) known = sh->recent[i] == (uintptr_t)p;
+  hak_unlock(&sh->lock);
+  return known;
+}
+
 size_t hak_large_usable(const void *p) {
   if (!is_live(p)) return 0;
   const struct large_header *hdr = header_of(p);
+  if (hdr->check != header_check(hdr, p)) return 0;
   return (size_t)((char *)hdr->base + hdr->len - (const char *)p);
 }
 
