@@ -12,12 +12,9 @@
 
 #define HAK_EXPORT HAK_API
 
-/* Debug: every 16-aligned block gets redzones unless HAKMEM_REDZONE=0.
- * Release: a constant 0, so none of the redzone code is compiled in. */
-static inline int redzones_on(void) { return HAK_REDZONES && hak_config.redzone; }
 
 static void *alloc_bytes(size_t n) {
-  if (redzones_on()) return hak_rz_alloc(n, 0);
+  if (hak_rz_active()) return hak_rz_alloc(n, 0);
   if (HAK_LIKELY(n <= HAK_MID_MAX)) return hak_alloc_class(hak_class_of(n));
   hak_ensure_init();
   return hak_large_alloc(n, 16, 0);
@@ -25,7 +22,7 @@ static void *alloc_bytes(size_t n) {
 
 /* free() of a program pointer: debug first checks (and strips) redzones. */
 static inline void free_ptr(void *p) {
-  if (HAK_REDZONES) {
+  if (hak_rz_active()) {
     p = hak_rz_unwrap(p);
     if (!p) return; /* a fault, reported */
   }
@@ -58,7 +55,7 @@ HAK_EXPORT void *calloc(size_t count, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  if (redzones_on()) return hak_rz_alloc(n, 1);
+  if (hak_rz_active()) return hak_rz_alloc(n, 1);
   if (n > HAK_MID_MAX) {
     hak_ensure_init();
     return hak_large_alloc(n, 16, 1);
@@ -71,7 +68,7 @@ HAK_EXPORT void *calloc(size_t count, size_t size) {
 /* Usable bytes of a live block; 0 (after a report) if p is none. */
 static size_t usable_size(void *p) {
   size_t requested;
-  if (HAK_REDZONES && hak_rz_size(p, &requested)) return requested;
+  if (hak_rz_active() && hak_rz_size(p, &requested)) return requested;
   if (!hak_registry_contains(p)) {
     size_t n = hak_large_usable(p);
     if (!n) hak_fault(HAK_FAULT_INVALID_FREE, p, -1, HAK_NODE_NOT_LARGE);
@@ -95,14 +92,18 @@ HAK_EXPORT void *realloc(void *p, size_t n) {
     free_ptr(p);
     return NULL;
   }
-  if (HAK_REDZONES) {
+  if (hak_rz_active()) {
     void *q = hak_rz_resize_in_place(p, n);
     if (q) return q;
   }
-  size_t old = usable_size(p);
-  if (!old) {
-    errno = EINVAL;
-    return NULL;
+  size_t old;
+  /* A redzoned block's size is its request, which may be 0. */
+  if (!(hak_rz_active() && hak_rz_size(p, &old))) {
+    old = usable_size(p);
+    if (!old) {
+      errno = EINVAL;
+      return NULL;
+    }
   }
   if (n <= HAK_MID_MAX) {
     /* Stay put while the block fits and is not more than twice too big. */
@@ -202,7 +203,7 @@ HAK_EXPORT size_t malloc_usable_size(void *p) { return p ? usable_size(p) : 0; }
  * and, unless over-aligned, n must be a large size. */
 static int size_fits(void *p, size_t n, size_t align, int strict) {
   size_t requested;
-  if (HAK_REDZONES && hak_rz_size(p, &requested)) return requested == n;
+  if (hak_rz_active() && hak_rz_size(p, &requested)) return requested == n;
   if (!hak_registry_contains(p)) {
     size_t usable = hak_large_usable(p);
     return !usable || (n <= usable && (align > 16 || n > HAK_MID_MAX));

@@ -24,12 +24,22 @@
 
 #include <stddef.h>
 
+#include "config.h"
+#include "init.h"
 #include "types.h"
 
 #define HAK_REDZONES HAK_FULL_CHECKS
 #define HAK_RZ_HEAD 16
 #define HAK_RZ_TAIL 16
 #define HAK_RZ_CHECKED_TAIL 64 /* tail bytes filled and checked at most */
+
+/* Whether blocks get (and frees look for) redzones.  Initialises hakmem
+ * first, so the setting is known before the first block exists. */
+static inline int hak_rz_active(void) {
+  if (!HAK_REDZONES) return 0;
+  hak_ensure_init();
+  return hak_config.redzone != 0;
+}
 
 /* n bytes (zeroed if zero) with redzones; NULL with ENOMEM. */
 void *hak_rz_alloc(size_t n, int zero) HAK_INTERNAL;

@@ -13,6 +13,7 @@
  * described (e.g. a block was not reused when the case needs it), 4 a
  * legitimate operation failed or returned wrong data. */
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -91,6 +92,18 @@ static void legit(size_t n) {
   char *o = _Znwm(n);
   memset(o, 1, n);
   _ZdlPvm(o, n);
+  /* Zero-sized and over-aligned blocks, resized. */
+  char *e = malloc(0);
+  e = realloc(e, n);
+  if (!e || malloc_usable_size(e) < n) fail("realloc of malloc(0)", n);
+  memset(e, 2, n);
+  free(e);
+  void *a = NULL;
+  if (posix_memalign(&a, 256, n) != 0 || (uintptr_t)a % 256) fail("posix_memalign", n);
+  memset(a, 3, n);
+  a = realloc(a, n + n / 2);
+  if (!a || ((char *)a)[n - 1] != 3) fail("realloc of an aligned block", n);
+  free(a);
   /* A block freed by another thread than the one that allocated it. */
   pthread_t t;
   p = must_malloc(n);

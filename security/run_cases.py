@@ -64,8 +64,9 @@ EXPECTED = {
 
 NOTES = {
     "legit": "correct use of every call at this size (malloc, realloc grow/shrink, "
-    "free_sized with realloc's size, calloc, new/sized delete, a cross-thread free, "
-    "churn in all tiers): must never be reported",
+    "free_sized with realloc's size, calloc, new/sized delete, malloc(0) and an "
+    "over-aligned block resized, a cross-thread free, churn in all tiers): must never "
+    "be reported",
     "double_free_reused": "free(p); q = malloc(n) returns p's address; free(p) frees q's "
     "live block. Not detectable: the pointer is live again (the case checks q == p)",
     "free_plus_4k": "at 4 KiB, p + 4 KiB is the start of the next block, which is free: "
