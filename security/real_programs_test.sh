@@ -13,7 +13,15 @@ set -uo pipefail
 libs=()
 for so in "$@"; do
   [[ -f $so ]] || { echo "FAIL: $so not found" >&2; exit 2; }
-  libs+=("$(cd "$(dirname "$so")" && pwd)/$(basename "$so")")
+  libs+=("$(readlink -f "$so")")
+done
+
+# A preload that silently failed to load would make every comparison pass.
+for so in "${libs[@]}"; do
+  if ! env -i LD_PRELOAD="$so" /bin/cat /proc/self/maps | grep -qF "$so"; then
+    echo "FAIL: $so is not loaded by LD_PRELOAD" >&2
+    exit 1
+  fi
 done
 
 root=${TEST_TMPDIR:-$(mktemp -d)}/real-programs
