@@ -117,6 +117,38 @@ int main(void) {
 EOF
 gcc -O2 -Wall -o prog prog.c && sha256sum prog && ./prog'
 
+# g++ (itself C++: cc1plus runs on hakmem's operator new and checked sized
+# delete) compiling and running a program that churns the standard
+# containers, whose deallocations are sized, and deletes derived objects
+# through base pointers (virtual destructors pass the dynamic size).
+check g++ g++ '
+cat >prog.cc <<EOF
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+struct Base { virtual ~Base() = default; int b[3] = {1, 2, 3}; };
+struct Derived : Base { std::string s = std::string(100, 120); double d[9] = {}; };
+int main() {
+  std::map<std::string, std::vector<int>> m;
+  std::unordered_map<int, std::string> u;
+  std::vector<std::unique_ptr<Base>> objs;
+  for (int i = 0; i < 20000; i++) {
+    m["key" + std::to_string(i % 997)].push_back(i);
+    u[i % 5003] += std::to_string(i).substr(0, 3);
+    objs.push_back(i % 2 ? std::unique_ptr<Base>(new Derived) : std::make_unique<Base>());
+    if (objs.size() > 64) objs.erase(objs.begin(), objs.begin() + 32);
+  }
+  size_t total = 0, chars = 0;
+  for (auto& kv : m) total += kv.second.size() * kv.first.size();
+  for (auto& kv : u) chars += kv.second.size();
+  std::printf("%zu %zu %zu %zu\n", m.size(), total, u.size(), chars);
+}
+EOF
+g++ -std=c++17 -O2 -Wall -o prog prog.cc && sha256sum prog && ./prog'
+
 # python3: json and sqlite3 modules, dicts, sorting, big strings.
 check python3 python3 '
 python3 - <<EOF
