@@ -5,13 +5,11 @@
 
 #include "alloc.h"
 #include "api.h"
-#include "config.h"
 #include "init.h"
 #include "large.h"
 #include "redzone.h"
 
 #define HAK_EXPORT HAK_API
-
 
 static void *alloc_bytes(size_t n) {
   if (hak_rz_active()) return hak_rz_alloc(n, 0);
@@ -195,6 +193,13 @@ HAK_EXPORT void *pvalloc(size_t n) {
 
 HAK_EXPORT size_t malloc_usable_size(void *p) { return p ? usable_size(p) : 0; }
 
+/* The class a block without redzones of n bytes aligned to align takes;
+ * -1 for none (a large block). */
+static int plain_class(size_t n, size_t align) {
+  if (align > 16) return aligned_class(n, align);
+  return n <= HAK_MID_MAX ? (int)hak_class_of(n) : -1;
+}
+
 /* Whether n can be the size block p was allocated (or last reallocated)
  * with.  Debug knows the exact size of a redzoned block.  Otherwise the
  * class must match, except that realloc may have shrunk the block in place
@@ -210,7 +215,7 @@ static int size_fits(void *p, size_t n, size_t align, int strict) {
   }
   const struct hak_slab *s = hak_slab_of(p);
   if (s->cls >= HAK_NUM_CLASSES) return 1; /* not a block: free reports it */
-  int expected = align > 16 ? aligned_class(n, align) : hak_size_class(n);
+  int expected = plain_class(n, align);
   if (expected == (int)s->cls) return 1;
   return !strict && expected >= 0 && expected < (int)s->cls && expected + 4 >= (int)s->cls;
 }
@@ -220,8 +225,7 @@ static int size_fits(void *p, size_t n, size_t align, int strict) {
 void hak_free_checked(void *p, size_t n, size_t align, int strict) {
   if (!p) return;
   if (!size_fits(p, n, align, strict)) {
-    hak_fault(HAK_FAULT_SIZE_MISMATCH, p, align > 16 ? aligned_class(n, align) : hak_size_class(n),
-              HAK_NODE_OK);
+    hak_fault(HAK_FAULT_SIZE_MISMATCH, p, plain_class(n, align), HAK_NODE_OK);
     return;
   }
   free_ptr(p);
