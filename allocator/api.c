@@ -84,24 +84,32 @@ static size_t usable_size(void *p) {
   return s->block_size;
 }
 
+/* realloc's last resort: a new block, the common prefix copied over. */
+static void *move_block(void *p, size_t old, size_t n) {
+  void *q = alloc_bytes(n);
+  if (!q) return NULL;
+  memcpy(q, p, n < old ? n : old);
+  free_ptr(p);
+  return q;
+}
+
 HAK_EXPORT void *realloc(void *p, size_t n) {
   if (!p) return alloc_bytes(n);
   if (n == 0) { /* glibc: frees and returns NULL */
     free_ptr(p);
     return NULL;
   }
-  if (hak_rz_active()) {
-    void *q = hak_rz_resize_in_place(p, n);
-    if (q) return q;
-  }
   size_t old;
-  /* A redzoned block's size is its request, which may be 0. */
-  if (!(hak_rz_active() && hak_rz_size(p, &old))) {
-    old = usable_size(p);
-    if (!old) {
-      errno = EINVAL;
-      return NULL;
-    }
+  if (hak_rz_active() && hak_rz_size(p, &old)) {
+    /* Redzoned: resized in place (header and tail rewritten) or moved;
+     * never kept as it is, or its recorded size would be stale. */
+    void *q = hak_rz_resize_in_place(p, n);
+    return q ? q : move_block(p, old, n);
+  }
+  old = usable_size(p);
+  if (!old) {
+    errno = EINVAL;
+    return NULL;
   }
   if (n <= HAK_MID_MAX) {
     /* Stay put while the block fits and is not more than twice too big. */
@@ -111,11 +119,7 @@ HAK_EXPORT void *realloc(void *p, size_t n) {
     void *q = hak_large_realloc(p, n);
     if (q) return q;
   }
-  void *q = alloc_bytes(n);
-  if (!q) return NULL;
-  memcpy(q, p, n < old ? n : old);
-  free_ptr(p);
-  return q;
+  return move_block(p, old, n);
 }
 
 HAK_EXPORT void *reallocarray(void *p, size_t count, size_t size) {
