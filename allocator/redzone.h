@@ -16,9 +16,13 @@
  *
  * Blocks with a larger alignment (memalign & co. above 16) carry no redzone;
  * free tells them apart because their pointer is the block start, while a
- * redzoned pointer is 16 bytes past it.  HAKMEM_REDZONE=0 turns redzones off
- * for new blocks (blocks made before are still recognised).  The release
- * variant compiles none of this: HAK_REDZONES is 0 there. */
+ * redzoned pointer is 16 bytes past it.  A redzoned request of n bytes
+ * takes the class of n + 32 (hak_size_class says so in debug).
+ *
+ * HAKMEM_REDZONE=0 turns redzones off for the whole process (read at init,
+ * before the first block exists); the debug variant then lays blocks out as
+ * release does.  The release variant compiles none of this: HAK_REDZONES is
+ * 0 there. */
 #ifndef HAKMEM_REDZONE_H
 #define HAKMEM_REDZONE_H
 
