@@ -6,7 +6,6 @@
 #include "init.h"
 #include "integrity.h"
 #include "knobs.h"
-#include "large.h"
 #include "os.h"
 #include "remote.h"
 #include "segment.h"
@@ -287,7 +286,6 @@ void hak_thread_detach(void) {
   struct hak_heap *h = tc->heap;
   if (!h) return;
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) hak_flush(tc, c, 0);
-  hak_large_heap_flush(h);
   drain_pending(h);
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
     give_back_spans(&h->avail[c]);

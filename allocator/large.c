@@ -9,14 +9,14 @@
 #include "integrity.h"
 #include "lock.h"
 #include "os.h"
+#include "page_arena.h"
 
 /* Sits right before the block. */
 struct large_header {
-  void *base;            /* start of the span */
-  size_t len;            /* span length */
-  struct hak_heap *heap; /* the allocating thread's heap, NULL if none */
-  uintptr_t check;       /* header_check(p, base, len): whoever changes base or
-                            len must rewrite it; an underflow changes it */
+  void *base;      /* start of the span */
+  size_t len;      /* span length */
+  uintptr_t check; /* header_check(p, base, len): whoever changes base or
+                      len rewrites it; an underflow changes it */
 };
 
 #define HEADER_ROOM 64 /* block = base + 64 unless a bigger alignment asks */
@@ -29,25 +29,33 @@ struct shard {
   hak_lock_t lock;
   uintptr_t *slots;
   size_t cap, count;
-  uintptr_t recent[RECENT]; /* to tell a double free from a foreign pointer */
+  /* Recently freed addresses, to tell a double free from a foreign
+   * pointer: consulted only for an address not in the table, so an entry
+   * whose address is live again needs no removal. */
+  uintptr_t recent[RECENT];
   unsigned recent_next;
   uint64_t live_bytes;
 };
 
 static struct shard shards[SHARDS];
 
-/* The global cache: bins like a heap's but deeper, and a few slots for
- * spans too long for any bin; all under cache_lock. */
-#define GLOBAL_BIN_DEPTH 8
-#define GLOBAL_HUGE_SLOTS 16
+/* Spans too long for an arena, kept for reuse under cache_lock up to
+ * HAKMEM_LARGE_CACHE_MB: unmapping and mapping them again would fault
+ * every page in anew. */
+#define HUGE_SLOTS 16
 static hak_lock_t cache_lock = HAK_LOCK_INIT;
-static struct hak_large_span global_bins[HAK_LARGE_BINS][GLOBAL_BIN_DEPTH];
-static unsigned global_bin_count[HAK_LARGE_BINS];
-static struct hak_large_span global_huge[GLOBAL_HUGE_SLOTS];
-static unsigned global_huge_count;
-static uint64_t global_cached_bytes;
+static struct hak_large_span huge_cache[HUGE_SLOTS];
+static unsigned huge_count;
+static uint64_t huge_cached_bytes;
 
-static size_t hash_ptr(uintptr_t p) { return (size_t)((p >> 6) * 0x9e3779b97f4a7c15ull); }
+/* Blocks sit at a fixed offset in page-aligned spans, so the low bits of
+ * an address say nothing; a multiply moves the rest up, and folding the
+ * high half down gives the table's slot bits (low) and the shard bits
+ * (top) all of them. */
+static size_t hash_ptr(uintptr_t p) {
+  uint64_t x = (uint64_t)(p >> 6) * 0x9e3779b97f4a7c15ull;
+  return (size_t)(x ^ (x >> 32));
+}
 
 static struct shard *shard_of(uintptr_t p) { return &shards[(hash_ptr(p) >> 59) & (SHARDS - 1)]; }
 
@@ -74,8 +82,6 @@ static int table_insert(struct shard *sh, uintptr_t p) {
   while (sh->slots[j]) j = (j + 1) & (sh->cap - 1);
   sh->slots[j] = p;
   sh->count++;
-  for (unsigned i = 0; i < RECENT; i++)
-    if (sh->recent[i] == p) sh->recent[i] = 0;
   return 0;
 }
 
@@ -114,118 +120,76 @@ static struct large_header *header_of(const void *p) {
 
 /* A canary keyed with the per-process secret, the block address and the
  * span it claims: a write before the block (underflow) would otherwise hand
- * free a forged span to unmap or cache.  Underflows run backwards from the
- * block, so they reach `check` before any other field.  Checked on every
- * large free and size query; a few instructions, no extra memory touched. */
+ * free a forged span to unmap or return to an arena.  Underflows run
+ * backwards from the block, so they reach `check` before any other field.
+ * Checked on every large free and size query; a few instructions, no extra
+ * memory touched. */
 static inline uintptr_t header_check(const void *p, const void *base, size_t len) {
   return ((uintptr_t)p ^ hak_tag_secret) + ((uintptr_t)base ^ len);
 }
 
-/* Span lengths are rounded to 8 steps per power of two, so freed spans
- * fit later requests of about the same size. */
+/* Arena spans are whole pages; longer spans are rounded to 8 steps per
+ * power of two, so a cached one fits later requests of about its size. */
 static size_t span_round(size_t len) {
   len = (len + HAK_PAGE_SIZE - 1) & ~(size_t)(HAK_PAGE_SIZE - 1);
-  if (len <= 16 * HAK_PAGE_SIZE) return len;
+  if (len <= HAK_ARENA_MAX_SPAN) return len;
   unsigned log2 = 63u - (unsigned)__builtin_clzl(len - 1);
   size_t step = (size_t)1 << (log2 - 3);
   return (len + step - 1) & ~(step - 1);
 }
 
-/* Heap bin of a rounded span length, or -1 if the heap does not cache it.
- * Spans are longer than HAK_MID_MAX, so log2 >= 16. */
-static int heap_bin(size_t len) {
-  unsigned log2 = 63u - (unsigned)__builtin_clzl(len - 1);
-  if (log2 < 16) return -1;
-  int bin = (int)((log2 - 16) * 8 + ((len - 1) >> (log2 - 3)) - 8);
-  return bin < HAK_LARGE_BINS ? bin : -1;
-}
-
-/* Best fit among spans at most half again as long as needed. */
-static int take_fit(struct hak_large_span *cache, unsigned *n, size_t need,
-                    struct hak_large_span *out) {
-  unsigned best = *n;
-  for (unsigned i = 0; i < *n; i++) {
-    if (cache[i].len >= need && cache[i].len <= need + need / 2 &&
-        (best == *n || cache[i].len < cache[best].len))
+/* A cached span of at least need bytes and at most half again as many,
+ * the shortest such. */
+static int cache_take(size_t need, struct hak_large_span *out) {
+  hak_lock(&cache_lock);
+  unsigned best = huge_count;
+  for (unsigned i = 0; i < huge_count; i++) {
+    if (huge_cache[i].len >= need && huge_cache[i].len <= need + need / 2 &&
+        (best == huge_count || huge_cache[i].len < huge_cache[best].len))
       best = i;
   }
-  if (best == *n) return 0;
-  *out = cache[best];
-  cache[best] = cache[--*n];
-  return 1;
-}
-
-/* Takes a span from bin `bin` or the next `reach` - 1 (each bin is 1/8 of
- * a power of two longer than the last) of a binned cache. */
-static int take_binned(struct hak_large_span (*bins)[], unsigned depth,
-                       unsigned *counts, int bin, int reach,
-                       struct hak_large_span *out) {
-  struct hak_large_span *slots = (struct hak_large_span *)bins;
-  for (int b = bin; b < bin + reach && b < HAK_LARGE_BINS; b++) {
-    if (counts[b]) {
-      *out = slots[(size_t)b * depth + --counts[b]];
-      return 1;
-    }
+  int found = best < huge_count;
+  if (found) {
+    *out = huge_cache[best];
+    huge_cache[best] = huge_cache[--huge_count];
+    huge_cached_bytes -= out->len;
   }
-  return 0;
-}
-
-static int cache_take(size_t need, struct hak_large_span *out) {
-  struct hak_heap *h = hak_tc.heap;
-  int bin = heap_bin(need);
-  if (h && bin >= 0 &&
-      take_binned(h->large_bins, HAK_LARGE_BIN_DEPTH, h->large_bin_count, bin, 3, out)) {
-    h->large_cached_bytes -= out->len;
-    return 1;
-  }
-  hak_lock(&cache_lock);
-  int found = bin >= 0
-                  ? take_binned(global_bins, GLOBAL_BIN_DEPTH, global_bin_count, bin, 4, out)
-                  : take_fit(global_huge, &global_huge_count, need, out);
-  if (found) global_cached_bytes -= out->len;
   hak_unlock(&cache_lock);
   return found;
 }
 
-static void global_cache_put(struct hak_large_span span) {
-  int bin = heap_bin(span.len);
-  hak_lock(&cache_lock);
-  if (global_cached_bytes + span.len <= hak_config.large_cache_bytes) {
-    if (bin >= 0 && global_bin_count[bin] < GLOBAL_BIN_DEPTH)
-      global_bins[bin][global_bin_count[bin]++] = span;
-    else if (bin < 0 && global_huge_count < GLOBAL_HUGE_SLOTS)
-      global_huge[global_huge_count++] = span;
-    else
-      goto full;
-    global_cached_bytes += span.len;
-    span.base = NULL;
-  }
-full:
-  hak_unlock(&cache_lock);
-  if (span.base) hak_os_unmap(span.base, span.len);
+/* Gives a span back: to its page arena, or to the kernel.  Returns the
+ * bytes the kernel got back. */
+static uint64_t span_release(struct hak_large_span span) {
+  if (hak_arena_owns(span.base)) return hak_arena_free(span.base, span.len);
+  hak_os_unmap(span.base, span.len);
+  return span.len;
 }
 
-/* allocator: the heap that allocated the block the span held. */
-static void cache_put(struct hak_large_span span, struct hak_heap *allocator) {
-  struct hak_heap *h = hak_tc.heap;
-  int bin = heap_bin(span.len);
-  if (h && h == allocator && bin >= 0 && h->large_bin_count[bin] < HAK_LARGE_BIN_DEPTH &&
-      h->large_cached_bytes + span.len <= HAK_LARGE_HEAP_CACHE_BYTES) {
-    h->large_bins[bin][h->large_bin_count[bin]++] = span;
-    h->large_cached_bytes += span.len;
-    return;
+/* A freed span: back to its arena, into the cache if it is long and there
+ * is room, else unmapped. */
+static void span_put(struct hak_large_span span) {
+  if (span.len > HAK_ARENA_MAX_SPAN && !hak_arena_owns(span.base)) {
+    hak_lock(&cache_lock);
+    int kept = huge_count < HUGE_SLOTS &&
+               huge_cached_bytes + span.len <= hak_config.large_cache_bytes;
+    if (kept) {
+      huge_cache[huge_count++] = span;
+      huge_cached_bytes += span.len;
+    }
+    hak_unlock(&cache_lock);
+    if (kept) return;
   }
-  global_cache_put(span);
+  span_release(span);
 }
 
 /* Makes the block at span.base + room live: writes its header and enters it
- * in the table.  On failure the span is unmapped and NULL returned. */
-static char *publish(struct hak_large_span span, size_t room, struct hak_heap *allocator) {
+ * in the table.  On failure the span is released and NULL returned. */
+static char *publish(struct hak_large_span span, size_t room) {
   char *p = (char *)span.base + room;
   struct large_header *hdr = header_of(p);
   hdr->base = span.base;
   hdr->len = span.len;
-  hdr->heap = allocator;
   hdr->check = header_check(p, span.base, span.len);
   struct shard *sh = shard_of((uintptr_t)p);
   hak_lock(&sh->lock);
@@ -233,7 +197,7 @@ static char *publish(struct hak_large_span span, size_t room, struct hak_heap *a
   if (ok) sh->live_bytes += span.len;
   hak_unlock(&sh->lock);
   if (ok) return p;
-  hak_os_unmap(span.base, span.len);
+  span_release(span);
   errno = ENOMEM;
   return NULL;
 }
@@ -245,14 +209,19 @@ void *hak_large_alloc(size_t n, size_t align, int zero) {
     return NULL;
   }
   size_t need = span_round(n + room);
-  /* A thread that only allocates large blocks still gets a heap, for its
-   * span cache. */
+  /* A thread that only allocates large blocks still gets a heap: its id
+   * picks the thread's page arena. */
   if (!hak_tc.heap) hak_thread_attach();
   struct hak_large_span span = {0};
-  int reused = align <= HAK_PAGE_SIZE && cache_take(need, &span);
-  if (!reused) {
+  int zeroed = 0;
+  int fits_arena = align <= HAK_PAGE_SIZE && need <= HAK_ARENA_MAX_SPAN;
+  if (fits_arena || align > HAK_PAGE_SIZE || !cache_take(need, &span)) {
     span.len = need;
-    span.base = hak_os_map_aligned(need, align > HAK_PAGE_SIZE ? align : HAK_PAGE_SIZE);
+    if (fits_arena) span.base = hak_arena_alloc(need, &zeroed);
+    if (!span.base) {
+      span.base = hak_os_map_aligned(need, align > HAK_PAGE_SIZE ? align : HAK_PAGE_SIZE);
+      zeroed = 1;
+    }
     if (!span.base) {
       errno = ENOMEM;
       return NULL;
@@ -260,17 +229,16 @@ void *hak_large_alloc(size_t n, size_t align, int zero) {
   }
   /* align <= 4096 here, or the span itself is aligned to align. */
   struct hak_heap *h = hak_tc.heap;
-  char *p = publish(span, room, h);
+  char *p = publish(span, room);
   if (!p) return NULL;
-  if (zero && reused) memset(p, 0, n);
+  if (zero && !zeroed) memset(p, 0, n);
   if (h) atomic_fetch_add_explicit(&h->large_allocs, 1, memory_order_relaxed);
   return p;
 }
 
 /* Removes p from the table; returns its span, or base NULL if p is not a
- * live large block (after reporting why).  *allocator gets the heap that
- * allocated it. */
-static struct hak_large_span unlink_block(void *p, int report, struct hak_heap **allocator) {
+ * live large block (after reporting why). */
+static struct hak_large_span unlink_block(void *p, int report) {
   struct hak_large_span span = {0};
   struct shard *sh = shard_of((uintptr_t)p);
   hak_lock(&sh->lock);
@@ -283,7 +251,6 @@ static struct hak_large_span unlink_block(void *p, int report, struct hak_heap *
     } else {
       span.base = hdr->base;
       span.len = hdr->len;
-      *allocator = hdr->heap;
       table_remove_at(sh, at);
       sh->live_bytes -= span.len;
       sh->recent[sh->recent_next++ % RECENT] = (uintptr_t)p;
@@ -304,12 +271,11 @@ static struct hak_large_span unlink_block(void *p, int report, struct hak_heap *
 }
 
 int hak_large_free(void *p) {
-  struct hak_heap *allocator = NULL;
-  struct hak_large_span span = unlink_block(p, 1, &allocator);
+  struct hak_large_span span = unlink_block(p, 1);
   if (!span.base) return 0;
   struct hak_heap *h = hak_tc.heap;
   if (h) atomic_fetch_add_explicit(&h->large_frees, 1, memory_order_relaxed);
-  cache_put(span, allocator);
+  span_put(span);
   return 1;
 }
 
@@ -337,6 +303,17 @@ size_t hak_large_usable(const void *p) {
   return (size_t)((char *)hdr->base + hdr->len - (const char *)p);
 }
 
+/* Records live block p's span as len bytes long (resized in place). */
+static void set_span_len(void *p, size_t len) {
+  struct large_header *hdr = header_of(p);
+  struct shard *sh = shard_of((uintptr_t)p);
+  hak_lock(&sh->lock);
+  sh->live_bytes += len - hdr->len;
+  hdr->len = len;
+  hdr->check = header_check(p, hdr->base, len);
+  hak_unlock(&sh->lock);
+}
+
 void *hak_large_realloc(void *p, size_t n) {
   size_t usable = hak_large_usable(p);
   if (!usable) return NULL;
@@ -348,38 +325,44 @@ void *hak_large_realloc(void *p, size_t n) {
   }
   size_t need = span_round(n + offset);
   size_t len = hdr->len;
-  /* Keep the span while the block fits and a quarter of it is used: a
-   * buffer that shrinks and grows again stays put. */
-  if (n <= usable && need >= len / 4) return p;
-  /* Growing: by at least half the span, so a buffer growing in small steps
-   * moves O(log n) times, not every time. */
-  if (n > usable && need < len + len / 2) need = span_round(len + len / 2);
-  /* A cached span already has its pages: copying into it is cheaper than
-   * faulting in the pages mremap would add. */
-  struct hak_large_span cached;
-  if (n > usable && offset == HEADER_ROOM && cache_take(need, &cached)) {
-    char *q = publish(cached, HEADER_ROOM, hak_tc.heap);
-    if (q) {
+  int in_arena = hak_arena_owns(hdr->base);
+  if (n <= usable) {
+    /* Shrinking: an arena run hands its tail back once half of it is
+     * unused; a mapping stays put while a quarter is used, so a buffer
+     * that shrinks and grows again does not move. */
+    if (need >= len / 2 || (!in_arena && need >= len / 4)) return p;
+    if (in_arena && hak_arena_resize(hdr->base, len, need)) {
+      set_span_len(p, need);
+      return p;
+    }
+  } else {
+    /* Growing: in an arena, first into the free pages after the block,
+     * where nothing moves; else by at least half the span, so a buffer
+     * growing in small steps moves O(log n) times, not every time. */
+    size_t grow_to = need < len + len / 2 ? span_round(len + len / 2) : need;
+    if (in_arena && need <= HAK_ARENA_MAX_SPAN && hak_arena_resize(hdr->base, len, need)) {
+      set_span_len(p, need);
+      return p;
+    }
+    /* Below the arena limit a new span (cached, or an arena run: pages
+     * already faulted in) plus a copy beats mremap's fresh pages. */
+    if (in_arena || grow_to <= HAK_ARENA_MAX_SPAN) {
+      void *q = hak_large_alloc(grow_to - HEADER_ROOM, 16, 0);
+      if (!q) return NULL;
       memcpy(q, p, usable);
       hak_large_free(p);
       return q;
     }
+    need = grow_to;
   }
-  struct hak_heap *allocator = NULL;
-  struct hak_large_span old = unlink_block(p, 0, &allocator);
+  /* A mapping of its own: mremap moves the pages, not the bytes. */
+  struct hak_large_span old = unlink_block(p, 0);
   void *base = mremap(old.base, old.len, need, MREMAP_MAYMOVE);
   if (base == MAP_FAILED) {
-    publish(old, offset, allocator); /* unchanged, back in the table */
+    publish(old, offset); /* unchanged, back in the table */
     return NULL;
   }
-  return publish((struct hak_large_span){base, need}, offset, allocator);
-}
-
-void hak_large_heap_flush(struct hak_heap *h) {
-  for (int b = 0; b < HAK_LARGE_BINS; b++)
-    while (h->large_bin_count[b])
-      global_cache_put(h->large_bins[b][--h->large_bin_count[b]]);
-  h->large_cached_bytes = 0;
+  return publish((struct hak_large_span){base, need}, offset);
 }
 
 uint64_t hak_large_scavenge(uint64_t deadline_ns) {
@@ -387,28 +370,26 @@ uint64_t hak_large_scavenge(uint64_t deadline_ns) {
   for (;;) {
     struct hak_large_span span = {0};
     hak_lock(&cache_lock);
-    if (global_huge_count) {
-      span = global_huge[--global_huge_count];
-    } else {
-      for (int b = 0; b < HAK_LARGE_BINS && !span.base; b++)
-        if (global_bin_count[b]) span = global_bins[b][--global_bin_count[b]];
+    if (huge_count) {
+      span = huge_cache[--huge_count];
+      huge_cached_bytes -= span.len;
     }
-    if (span.base) global_cached_bytes -= span.len;
     hak_unlock(&cache_lock);
     if (!span.base) break;
-    hak_os_unmap(span.base, span.len);
-    released += span.len;
-    if (deadline_ns && hak_os_now_ns() >= deadline_ns) break;
+    released += span_release(span);
+    if (deadline_ns && hak_os_now_ns() >= deadline_ns) return released;
   }
-  return released;
+  return released + hak_arena_purge(deadline_ns);
 }
 
 void hak_large_lock_all(void) {
   for (int i = 0; i < SHARDS; i++) hak_lock(&shards[i].lock);
   hak_lock(&cache_lock);
+  hak_arena_lock_all();
 }
 
 void hak_large_unlock_all(void) {
+  hak_arena_unlock_all();
   hak_unlock(&cache_lock);
   for (int i = SHARDS; i-- > 0;) hak_unlock(&shards[i].lock);
 }
@@ -421,6 +402,9 @@ void hak_large_totals(struct hak_large_totals *out) {
     hak_unlock(&shards[i].lock);
   }
   hak_lock(&cache_lock);
-  out->cached_bytes = global_cached_bytes;
+  out->cached_bytes = huge_cached_bytes;
   hak_unlock(&cache_lock);
+  uint64_t arena_mapped, arena_dirty;
+  hak_arena_totals(&arena_mapped, &arena_dirty);
+  out->cached_bytes += arena_dirty;
 }

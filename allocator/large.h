@@ -1,11 +1,12 @@
 /* The large tier: blocks above HAK_MID_MAX, and aligned blocks no class can
- * serve, each in its own mapping (a "span" of pages).  The block starts
- * after a header inside its span; a sharded hash table of live block
- * addresses decides, under a per-shard lock, whether a pointer handed to
- * free is a live large block - so a foreign or stale pointer is reported,
- * never dereferenced.  Freed spans are kept for reuse, first in a small
- * per-heap cache, then in a global cache bounded by HAKMEM_LARGE_CACHE_MB;
- * beyond that they are unmapped. */
+ * serve, each in a span of pages: a run of a page arena (page_arena.h) up to
+ * HAK_ARENA_MAX_SPAN, a mapping of its own beyond that or for alignments
+ * above a page.  The block starts after a header inside its span; a sharded
+ * hash table of live block addresses decides, under a per-shard lock,
+ * whether a pointer handed to free is a live large block - so a foreign or
+ * stale pointer is reported, never dereferenced.  A freed span goes back to
+ * its arena; longer spans are kept in a cache bounded by
+ * HAKMEM_LARGE_CACHE_MB, beyond which they are unmapped. */
 #ifndef HAKMEM_LARGE_H
 #define HAKMEM_LARGE_H
 
@@ -24,11 +25,12 @@ int hak_large_known(const void *p) HAK_INTERNAL;
  * overwritten). */
 size_t hak_large_usable(const void *p) HAK_INTERNAL;
 /* Resizes live large block p to n bytes (n > HAK_MID_MAX) keeping its
- * contents, moving it with mremap if needed; NULL on failure (p intact). */
+ * contents: in place in its arena if the pages after it are free, else
+ * moved (a copy below HAK_ARENA_MAX_SPAN, mremap above); NULL on failure
+ * (p intact). */
 void *hak_large_realloc(void *p, size_t n) HAK_INTERNAL;
-/* Moves a retiring heap's cached spans to the global cache. */
-void hak_large_heap_flush(struct hak_heap *h) HAK_INTERNAL;
-/* Unmaps cached spans until deadline_ns (0 = all); returns bytes. */
+/* Releases cached spans and arenas' free pages until deadline_ns (0 = all);
+ * returns bytes. */
 uint64_t hak_large_scavenge(uint64_t deadline_ns) HAK_INTERNAL;
 /* Fork hooks: the table and cache locks. */
 void hak_large_lock_all(void) HAK_INTERNAL;

@@ -7,7 +7,6 @@
 size_t hak_scavenge(uint64_t budget_ns) {
   hak_ensure_init();
   uint64_t deadline = budget_ns ? hak_os_now_ns() + budget_ns : 0;
-  if (hak_tc.heap) hak_large_heap_flush(hak_tc.heap);
   uint64_t released = hak_pool_scavenge(deadline);
   if (!deadline || hak_os_now_ns() < deadline) released += hak_large_scavenge(deadline);
   return (size_t)released;

@@ -141,14 +141,7 @@ struct hak_slab_list {
   struct hak_slab *head, *tail;
 };
 
-/* A heap keeps freed large spans of up to 4 MiB in bins by rounded length
- * (eight bins per power of two), a few per bin: frees and allocations of a
- * size balance out, so most large allocations are served without a lock or
- * a system call. */
-#define HAK_LARGE_BINS 48
-#define HAK_LARGE_BIN_DEPTH 4
-#define HAK_LARGE_HEAP_CACHE_BYTES ((uint64_t)16 << 20)
-
+/* A span of pages holding one large block (large.h). */
 struct hak_large_span {
   void *base;
   size_t len;
@@ -165,9 +158,6 @@ struct hak_heap {
   struct hak_slab_list avail[HAK_NUM_CLASSES]; /* spans with blocks to give */
   struct hak_slab_list full[HAK_NUM_CLASSES];  /* nothing local left */
   _Atomic(struct hak_slab *) pending;          /* backlog reached threshold */
-  struct hak_large_span large_bins[HAK_LARGE_BINS][HAK_LARGE_BIN_DEPTH];
-  unsigned large_bin_count[HAK_LARGE_BINS];
-  uint64_t large_cached_bytes; /* at most HAK_LARGE_HEAP_CACHE_BYTES */
   _Atomic uint64_t large_allocs, large_frees;
 };
 

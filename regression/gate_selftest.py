@@ -26,6 +26,21 @@ check("instr +2.99%", gate.instr_verdict(2.99), "warn")
 check("instr +3.0%", gate.instr_verdict(3.0), "FAIL")
 check("instr -10%", gate.instr_verdict(-10), "pass")
 
+
+
+def excused(h_verdict, h_delta, g_delta, why=""):
+    pair = [dict(gate="instr", allocator="hakmem", verdict=h_verdict, delta_percent=h_delta,
+                 why=why),
+            dict(gate="instr", allocator="glibc", verdict="ref", delta_percent=g_delta)]
+    gate.excuse_environment(pair)
+    return pair[0]["verdict"]
+
+
+check("instr FAIL, glibc steady", excused("FAIL", 5.0, 0.2), "FAIL")
+check("instr FAIL, glibc moved too", excused("FAIL", 5.0, -4.0), "warn")
+check("instr integrity FAIL stays", excused("FAIL", 0.0, 4.0, "2 integrity events"), "FAIL")
+check("instr pass stays", excused("pass", 0.5, 4.0), "pass")
+
 rng = random.Random(1)
 
 
