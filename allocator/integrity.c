@@ -28,6 +28,8 @@ static const char *const fault_names[] = {
     [HAK_FAULT_INVALID_FREE] = "invalid free",
     [HAK_FAULT_SLL_CORRUPTION] = "TLS SLL corruption",
     [HAK_FAULT_SIZE_MISMATCH] = "sized free with the wrong size",
+    [HAK_FAULT_OVERFLOW] = "heap overflow (bytes past the end of the block overwritten) at free",
+    [HAK_FAULT_UNDERFLOW] = "heap underflow (bytes before the block overwritten) at free",
 };
 
 static const char *const problem_texts[] = {

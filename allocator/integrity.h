@@ -17,6 +17,8 @@ enum hak_fault_kind {
   HAK_FAULT_INVALID_FREE,
   HAK_FAULT_SLL_CORRUPTION,
   HAK_FAULT_SIZE_MISMATCH,
+  HAK_FAULT_OVERFLOW,  /* bytes past the block overwritten (redzone.h) */
+  HAK_FAULT_UNDERFLOW, /* bytes before the block overwritten */
 };
 
 /* What is wrong with a would-be free-list node, HAK_NODE_OK if nothing. */

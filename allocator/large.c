@@ -13,8 +13,10 @@
 
 /* Sits right before the block. */
 struct large_header {
-  void *base; /* start of the span */
-  size_t len; /* span length */
+  void *base;      /* start of the span */
+  size_t len;      /* span length */
+  uintptr_t check; /* header_check(p, base, len): whoever changes base or
+                      len rewrites it; an underflow changes it */
 };
 
 #define HEADER_ROOM 64 /* block = base + 64 unless a bigger alignment asks */
@@ -116,6 +118,16 @@ static struct large_header *header_of(const void *p) {
   return (struct large_header *)((uintptr_t)p - sizeof(struct large_header));
 }
 
+/* A canary keyed with the per-process secret, the block address and the
+ * span it claims: a write before the block (underflow) would otherwise hand
+ * free a forged span to unmap or return to an arena.  Underflows run
+ * backwards from the block, so they reach `check` before any other field.
+ * Checked on every large free and size query; a few instructions, no extra
+ * memory touched. */
+static inline uintptr_t header_check(const void *p, const void *base, size_t len) {
+  return ((uintptr_t)p ^ hak_tag_secret) + ((uintptr_t)base ^ len);
+}
+
 /* Arena spans are whole pages; longer spans are rounded to 8 steps per
  * power of two, so a cached one fits later requests of about its size. */
 static size_t span_round(size_t len) {
@@ -178,6 +190,7 @@ static char *publish(struct hak_large_span span, size_t room) {
   struct large_header *hdr = header_of(p);
   hdr->base = span.base;
   hdr->len = span.len;
+  hdr->check = header_check(p, span.base, span.len);
   struct shard *sh = shard_of((uintptr_t)p);
   hak_lock(&sh->lock);
   int ok = table_insert(sh, (uintptr_t)p) == 0;
@@ -230,19 +243,27 @@ static struct hak_large_span unlink_block(void *p, int report) {
   struct shard *sh = shard_of((uintptr_t)p);
   hak_lock(&sh->lock);
   size_t at = table_find(sh, (uintptr_t)p);
-  int recently_freed = 0;
+  int recently_freed = 0, corrupt = 0;
   if (at != (size_t)-1) {
     struct large_header *hdr = header_of(p);
-    span.base = hdr->base;
-    span.len = hdr->len;
-    table_remove_at(sh, at);
-    sh->live_bytes -= span.len;
-    sh->recent[sh->recent_next++ % RECENT] = (uintptr_t)p;
+    if (HAK_UNLIKELY(hdr->check != header_check(p, hdr->base, hdr->len))) {
+      corrupt = 1; /* left in the table: its span cannot be trusted */
+    } else {
+      span.base = hdr->base;
+      span.len = hdr->len;
+      table_remove_at(sh, at);
+      sh->live_bytes -= span.len;
+      sh->recent[sh->recent_next++ % RECENT] = (uintptr_t)p;
+    }
   } else {
     for (unsigned i = 0; i < RECENT; i++)
       if (sh->recent[i] == (uintptr_t)p) recently_freed = 1;
   }
   hak_unlock(&sh->lock);
+  if (corrupt) {
+    hak_fault(HAK_FAULT_UNDERFLOW, p, -1, HAK_NODE_OK);
+    return span;
+  }
   if (!span.base && report)
     hak_fault(recently_freed ? HAK_FAULT_DOUBLE_FREE : HAK_FAULT_INVALID_FREE, p, -1,
               recently_freed ? HAK_NODE_OK : HAK_NODE_NOT_LARGE);
@@ -266,9 +287,19 @@ static int is_live(const void *p) {
   return live;
 }
 
+int hak_large_known(const void *p) {
+  struct shard *sh = shard_of((uintptr_t)p);
+  hak_lock(&sh->lock);
+  int known = table_find(sh, (uintptr_t)p) != (size_t)-1;
+  for (unsigned i = 0; i < RECENT && !known; i++) known = sh->recent[i] == (uintptr_t)p;
+  hak_unlock(&sh->lock);
+  return known;
+}
+
 size_t hak_large_usable(const void *p) {
   if (!is_live(p)) return 0;
   const struct large_header *hdr = header_of(p);
+  if (hdr->check != header_check(p, hdr->base, hdr->len)) return 0;
   return (size_t)((char *)hdr->base + hdr->len - (const char *)p);
 }
 
@@ -279,6 +310,7 @@ static void set_span_len(void *p, size_t len) {
   hak_lock(&sh->lock);
   sh->live_bytes += len - hdr->len;
   hdr->len = len;
+  hdr->check = header_check(p, hdr->base, len);
   hak_unlock(&sh->lock);
 }
 

@@ -18,6 +18,7 @@ PACKAGES=(
   libgoogle-perftools-dev  # tcmalloc
   clang
   python3
+  sqlite3                  # //security:real_programs_test runs the sqlite3 CLI under hakmem
 )
 
 missing=()
