@@ -4,15 +4,27 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "api.h"
 #include "init.h"
 #include "large.h"
+#include "redzone.h"
 
 #define HAK_EXPORT HAK_API
 
 static void *alloc_bytes(size_t n) {
+  if (hak_rz_active()) return hak_rz_alloc(n, 0);
   if (HAK_LIKELY(n <= HAK_MID_MAX)) return hak_alloc_class(hak_class_of(n));
   hak_ensure_init();
   return hak_large_alloc(n, 16, 0);
+}
+
+/* free() of a program pointer: debug first checks (and strips) redzones. */
+static inline void free_ptr(void *p) {
+  if (hak_rz_active()) {
+    p = hak_rz_unwrap(p);
+    if (!p) return; /* a fault, reported */
+  }
+  hak_free_block(p);
 }
 
 #ifdef HAKMEM_INJECT_WORK
@@ -44,7 +56,7 @@ HAK_EXPORT void *malloc(size_t n) {
 }
 
 HAK_EXPORT void free(void *p) {
-  if (HAK_LIKELY(p != NULL)) hak_free_block(p);
+  if (HAK_LIKELY(p != NULL)) free_ptr(p);
 }
 
 HAK_EXPORT void *calloc(size_t count, size_t size) {
@@ -53,6 +65,7 @@ HAK_EXPORT void *calloc(size_t count, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
+  if (hak_rz_active()) return hak_rz_alloc(n, 1);
   if (n > HAK_MID_MAX) {
     hak_ensure_init();
     return hak_large_alloc(n, 16, 1);
@@ -64,7 +77,13 @@ HAK_EXPORT void *calloc(size_t count, size_t size) {
 
 /* Usable bytes of a live block; 0 (after a report) if p is none. */
 static size_t usable_size(void *p) {
-  if (!hak_registry_contains(p)) return hak_large_usable(p); /* reports itself */
+  size_t requested;
+  if (hak_rz_active() && hak_rz_size(p, &requested)) return requested;
+  if (!hak_registry_contains(p)) {
+    size_t n = hak_large_usable(p);
+    if (!n) hak_fault(HAK_FAULT_INVALID_FREE, p, -1, HAK_NODE_NOT_LARGE);
+    return n;
+  }
   struct hak_slab *s = hak_slab_of(p);
   enum hak_node_problem why = HAK_NODE_OK;
   if (s->magic != HAK_SLAB_MAGIC || s->cls >= HAK_NUM_CLASSES) why = HAK_NODE_NO_SPAN;
@@ -77,13 +96,29 @@ static size_t usable_size(void *p) {
   return s->block_size;
 }
 
+/* realloc's last resort: a new block, the common prefix copied over. */
+static void *move_block(void *p, size_t old, size_t n) {
+  void *q = alloc_bytes(n);
+  if (!q) return NULL;
+  memcpy(q, p, n < old ? n : old);
+  free_ptr(p);
+  return q;
+}
+
 HAK_EXPORT void *realloc(void *p, size_t n) {
   if (!p) return alloc_bytes(n);
   if (n == 0) { /* glibc: frees and returns NULL */
-    hak_free_block(p);
+    free_ptr(p);
     return NULL;
   }
-  size_t old = usable_size(p);
+  size_t old;
+  if (hak_rz_active() && hak_rz_size(p, &old)) {
+    /* Redzoned: resized in place (header and tail rewritten) or moved;
+     * never kept as it is, or its recorded size would be stale. */
+    void *q = hak_rz_resize_in_place(p, n);
+    return q ? q : move_block(p, old, n);
+  }
+  old = usable_size(p);
   if (!old) {
     errno = EINVAL;
     return NULL;
@@ -96,11 +131,7 @@ HAK_EXPORT void *realloc(void *p, size_t n) {
     void *q = hak_large_realloc(p, n);
     if (q) return q;
   }
-  void *q = alloc_bytes(n);
-  if (!q) return NULL;
-  memcpy(q, p, n < old ? n : old);
-  hak_free_block(p);
-  return q;
+  return move_block(p, old, n);
 }
 
 HAK_EXPORT void *reallocarray(void *p, size_t count, size_t size) {
@@ -180,22 +211,46 @@ HAK_EXPORT void *pvalloc(size_t n) {
 
 HAK_EXPORT size_t malloc_usable_size(void *p) { return p ? usable_size(p) : 0; }
 
-/* C23 sized frees: the size must be the one the block was allocated with. */
-static void free_checked(void *p, size_t n, size_t align) {
-  if (!p) return;
-  if (hak_registry_contains(p)) {
-    struct hak_slab *s = hak_slab_of(p);
-    int expected = align > 16 ? aligned_class(n, align) : hak_size_class(n);
-    if (s->cls < HAK_NUM_CLASSES && expected != (int)s->cls) {
-      hak_fault(HAK_FAULT_SIZE_MISMATCH, p, expected, HAK_NODE_OK);
-      return;
-    }
-  }
-  hak_free_block(p);
+/* The class a block without redzones of n bytes aligned to align takes;
+ * -1 for none (a large block). */
+static int plain_class(size_t n, size_t align) {
+  if (align > 16) return aligned_class(n, align);
+  return n <= HAK_MID_MAX ? (int)hak_class_of(n) : -1;
 }
 
-HAK_EXPORT void free_sized(void *p, size_t n) { free_checked(p, n, 16); }
+/* Whether n can be the size block p was allocated (or last reallocated)
+ * with.  Debug knows the exact size of a redzoned block.  Otherwise the
+ * class must match, except that realloc may have shrunk the block in place
+ * (up to four classes: realloc above), which only C's free_sized allows -
+ * C++ objects are never reallocated (strict).  A large block must hold n
+ * and, unless over-aligned, n must be a large size. */
+static int size_fits(void *p, size_t n, size_t align, int strict) {
+  size_t requested;
+  if (hak_rz_active() && hak_rz_size(p, &requested)) return requested == n;
+  if (!hak_registry_contains(p)) {
+    size_t usable = hak_large_usable(p);
+    return !usable || (n <= usable && (align > 16 || n > HAK_MID_MAX));
+  }
+  const struct hak_slab *s = hak_slab_of(p);
+  if (s->cls >= HAK_NUM_CLASSES) return 1; /* not a block: free reports it */
+  int expected = plain_class(n, align);
+  if (expected == (int)s->cls) return 1;
+  return !strict && expected >= 0 && expected < (int)s->cls && expected + 4 >= (int)s->cls;
+}
+
+/* Sized frees (C23 free_sized, C++ sized delete): the size must be the one
+ * the block was allocated with. */
+void hak_free_checked(void *p, size_t n, size_t align, int strict) {
+  if (!p) return;
+  if (!size_fits(p, n, align, strict)) {
+    hak_fault(HAK_FAULT_SIZE_MISMATCH, p, plain_class(n, align), HAK_NODE_OK);
+    return;
+  }
+  free_ptr(p);
+}
+
+HAK_EXPORT void free_sized(void *p, size_t n) { hak_free_checked(p, n, 16, 0); }
 
 HAK_EXPORT void free_aligned_sized(void *p, size_t align, size_t n) {
-  free_checked(p, n, align);
+  hak_free_checked(p, n, align, 0);
 }

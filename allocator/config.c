@@ -12,6 +12,7 @@ struct hak_config hak_config = {
     .crash_handler = 1,
     .large_cache_bytes = 32ull << 20,
     .empty_retain_bytes = 32ull << 20,
+    .redzone = 1,
 };
 
 static void warn_bad(const char *name, const char *value, const char *expected) {
@@ -38,6 +39,7 @@ static const struct numeric_setting {
     {"HAKMEM_CRASH_HANDLER", 0, 1, "0 or 1", 0, &hak_config.crash_handler},
     {"HAKMEM_LARGE_CACHE_MB", 0, 1 << 20, "0..1048576", 20, &hak_config.large_cache_bytes},
     {"HAKMEM_EMPTY_RETAIN_MB", 0, 1 << 20, "0..1048576", 20, &hak_config.empty_retain_bytes},
+    {"HAKMEM_REDZONE", 0, 1, "0 or 1", 0, &hak_config.redzone},
 };
 
 /* Decimal in [lo, hi]: 1 and *out set, or -1. */

@@ -15,6 +15,7 @@ struct hak_config {
   uint64_t large_cache_bytes;  /* HAKMEM_LARGE_CACHE_MB */
   uint64_t empty_retain_bytes; /* HAKMEM_EMPTY_RETAIN_MB: empty slab memory
                                   kept committed before returning more */
+  uint64_t redzone;            /* HAKMEM_REDZONE: 0 | 1, debug variant only */
 };
 
 extern struct hak_config hak_config HAK_INTERNAL;

@@ -28,6 +28,8 @@ static const char *const fault_names[] = {
     [HAK_FAULT_INVALID_FREE] = "invalid free",
     [HAK_FAULT_SLL_CORRUPTION] = "TLS SLL corruption",
     [HAK_FAULT_SIZE_MISMATCH] = "sized free with the wrong size",
+    [HAK_FAULT_OVERFLOW] = "heap overflow (bytes past the end of the block overwritten) at free",
+    [HAK_FAULT_UNDERFLOW] = "heap underflow (bytes before the block overwritten) at free",
 };
 
 static const char *const problem_texts[] = {
@@ -39,7 +41,6 @@ static const char *const problem_texts[] = {
     [HAK_NODE_OFF_BOUNDARY] = "interior pointer, not at a block boundary",
     [HAK_NODE_NEVER_CARVED] = "beyond the blocks its slab has handed out",
     [HAK_NODE_BAD_TAG] = "its free tag or its link is wrong",
-    [HAK_NODE_BAD_HEADER] = "its large-block header was overwritten; block dropped",
     [HAK_NODE_BAD_COUNT] = "its slab's free list holds more or fewer blocks than counted",
 };
 

@@ -17,6 +17,8 @@ enum hak_fault_kind {
   HAK_FAULT_INVALID_FREE,
   HAK_FAULT_SLL_CORRUPTION,
   HAK_FAULT_SIZE_MISMATCH,
+  HAK_FAULT_OVERFLOW,  /* bytes past the block overwritten (redzone.h) */
+  HAK_FAULT_UNDERFLOW, /* bytes before the block overwritten */
 };
 
 /* What is wrong with a would-be free-list node, HAK_NODE_OK if nothing. */
@@ -29,7 +31,6 @@ enum hak_node_problem {
   HAK_NODE_OFF_BOUNDARY,    /* inside a block, not at its start */
   HAK_NODE_NEVER_CARVED,    /* past the blocks the span has handed out */
   HAK_NODE_BAD_TAG,         /* no sealed free tag: not a freed block, or its link changed */
-  HAK_NODE_BAD_HEADER,      /* a large block whose header was overwritten */
   HAK_NODE_BAD_COUNT,       /* a slab list longer or shorter than its count */
 };
 

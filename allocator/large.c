@@ -11,14 +11,12 @@
 #include "os.h"
 #include "page_arena.h"
 
-/* Sits right before the block.  The block's own address is in the table;
- * base and len, which free releases, are trusted only while check matches:
- * a write running off the front of a block (or any stray write) lands on
- * check first. */
+/* Sits right before the block. */
 struct large_header {
   void *base;      /* start of the span */
   size_t len;      /* span length */
-  uintptr_t check; /* header_check() of base, len and the block */
+  uintptr_t check; /* header_check(p, base, len): whoever changes base or
+                      len rewrites it; an underflow changes it */
 };
 
 #define HEADER_ROOM 64 /* block = base + 64 unless a bigger alignment asks */
@@ -120,17 +118,14 @@ static struct large_header *header_of(const void *p) {
   return (struct large_header *)((uintptr_t)p - sizeof(struct large_header));
 }
 
-/* A change to any one field, or a header copied from another block,
- * changes it; a zeroed header never matches (the secret is odd). */
-static uintptr_t header_check(const struct large_header *hdr, const void *p) {
-  return (uintptr_t)hdr->base ^ hdr->len ^ (uintptr_t)p ^ hak_tag_secret;
-}
-
-static void header_write(void *p, void *base, size_t len) {
-  struct large_header *hdr = header_of(p);
-  hdr->base = base;
-  hdr->len = len;
-  hdr->check = header_check(hdr, p);
+/* A canary keyed with the per-process secret, the block address and the
+ * span it claims: a write before the block (underflow) would otherwise hand
+ * free a forged span to unmap or return to an arena.  Underflows run
+ * backwards from the block, so they reach `check` before any other field.
+ * Checked on every large free and size query; a few instructions, no extra
+ * memory touched. */
+static inline uintptr_t header_check(const void *p, const void *base, size_t len) {
+  return ((uintptr_t)p ^ hak_tag_secret) + ((uintptr_t)base ^ len);
 }
 
 /* Arena spans are whole pages; longer spans are rounded to 8 steps per
@@ -192,7 +187,10 @@ static void span_put(struct hak_large_span span) {
  * in the table.  On failure the span is released and NULL returned. */
 static char *publish(struct hak_large_span span, size_t room) {
   char *p = (char *)span.base + room;
-  header_write(p, span.base, span.len);
+  struct large_header *hdr = header_of(p);
+  hdr->base = span.base;
+  hdr->len = span.len;
+  hdr->check = header_check(p, span.base, span.len);
   struct shard *sh = shard_of((uintptr_t)p);
   hak_lock(&sh->lock);
   int ok = table_insert(sh, (uintptr_t)p) == 0;
@@ -239,33 +237,34 @@ void *hak_large_alloc(size_t n, size_t align, int zero) {
 }
 
 /* Removes p from the table; returns its span, or base NULL if p is not a
- * live large block (after reporting why).  A block whose header was
- * overwritten is reported and dropped: its span cannot be found any more,
- * so it leaks (its bytes stay counted live). */
+ * live large block (after reporting why). */
 static struct hak_large_span unlink_block(void *p, int report) {
   struct hak_large_span span = {0};
   struct shard *sh = shard_of((uintptr_t)p);
   hak_lock(&sh->lock);
   size_t at = table_find(sh, (uintptr_t)p);
-  int recently_freed = 0, bad_header = 0;
-  if (at != (size_t)-1 && header_of(p)->check != header_check(header_of(p), p)) {
-    table_remove_at(sh, at);
-    bad_header = 1;
-  } else if (at != (size_t)-1) {
+  int recently_freed = 0, corrupt = 0;
+  if (at != (size_t)-1) {
     struct large_header *hdr = header_of(p);
-    span.base = hdr->base;
-    span.len = hdr->len;
-    table_remove_at(sh, at);
-    sh->live_bytes -= span.len;
-    sh->recent[sh->recent_next++ % RECENT] = (uintptr_t)p;
+    if (HAK_UNLIKELY(hdr->check != header_check(p, hdr->base, hdr->len))) {
+      corrupt = 1; /* left in the table: its span cannot be trusted */
+    } else {
+      span.base = hdr->base;
+      span.len = hdr->len;
+      table_remove_at(sh, at);
+      sh->live_bytes -= span.len;
+      sh->recent[sh->recent_next++ % RECENT] = (uintptr_t)p;
+    }
   } else {
     for (unsigned i = 0; i < RECENT; i++)
       if (sh->recent[i] == (uintptr_t)p) recently_freed = 1;
   }
   hak_unlock(&sh->lock);
-  if (bad_header)
-    hak_fault(HAK_FAULT_INVALID_FREE, p, -1, HAK_NODE_BAD_HEADER);
-  else if (!span.base && report)
+  if (corrupt) {
+    hak_fault(HAK_FAULT_UNDERFLOW, p, -1, HAK_NODE_OK);
+    return span;
+  }
+  if (!span.base && report)
     hak_fault(recently_freed ? HAK_FAULT_DOUBLE_FREE : HAK_FAULT_INVALID_FREE, p, -1,
               recently_freed ? HAK_NODE_OK : HAK_NODE_NOT_LARGE);
   return span;
@@ -288,16 +287,19 @@ static int is_live(const void *p) {
   return live;
 }
 
+int hak_large_known(const void *p) {
+  struct shard *sh = shard_of((uintptr_t)p);
+  hak_lock(&sh->lock);
+  int known = table_find(sh, (uintptr_t)p) != (size_t)-1;
+  for (unsigned i = 0; i < RECENT && !known; i++) known = sh->recent[i] == (uintptr_t)p;
+  hak_unlock(&sh->lock);
+  return known;
+}
+
 size_t hak_large_usable(const void *p) {
-  if (!is_live(p)) {
-    hak_fault(HAK_FAULT_INVALID_FREE, p, -1, HAK_NODE_NOT_LARGE);
-    return 0;
-  }
+  if (!is_live(p)) return 0;
   const struct large_header *hdr = header_of(p);
-  if (hdr->check != header_check(hdr, p)) {
-    unlink_block((void *)p, 1); /* reports and drops it */
-    return 0;
-  }
+  if (hdr->check != header_check(p, hdr->base, hdr->len)) return 0;
   return (size_t)((char *)hdr->base + hdr->len - (const char *)p);
 }
 
@@ -307,7 +309,8 @@ static void set_span_len(void *p, size_t len) {
   struct shard *sh = shard_of((uintptr_t)p);
   hak_lock(&sh->lock);
   sh->live_bytes += len - hdr->len;
-  header_write(p, hdr->base, len);
+  hdr->len = len;
+  hdr->check = header_check(p, hdr->base, len);
   hak_unlock(&sh->lock);
 }
 

@@ -19,8 +19,10 @@
 void *hak_large_alloc(size_t n, size_t align, int zero) HAK_INTERNAL;
 /* 1 if p was a live large block (now freed), 0 if it is none. */
 int hak_large_free(void *p) HAK_INTERNAL;
-/* Usable bytes of live large block p; 0, after a report, if p is none or
- * its header was overwritten. */
+/* 1 if p is a live large block (intact or not) or one freed recently. */
+int hak_large_known(const void *p) HAK_INTERNAL;
+/* Usable bytes of live large block p, 0 if p is none (or its header was
+ * overwritten). */
 size_t hak_large_usable(const void *p) HAK_INTERNAL;
 /* Resizes live large block p to n bytes (n > HAK_MID_MAX) keeping its
  * contents: in place in its arena if the pages after it are free, else

@@ -9,8 +9,7 @@
 #define PAGES ((uint32_t)(HAK_ARENA_REGION_SIZE / HAK_PAGE_SIZE))
 #define BINS 64
 #define FREE_BIT 0x80000000u
-#define CLEAN_BIT 0x40000000u
-#define LEN_MASK 0x3fffffffu
+#define LEN_MASK 0x7fffffffu
 #define NIL 0u /* page 0 holds the record: never a run */
 
 struct arena;
@@ -25,8 +24,12 @@ struct region {
   uint32_t free_pages;
   uint64_t bin_mask;
   uint32_t bin_head[BINS];
-  uint32_t head[PAGES];      /* at a run's first page: length | FREE_BIT | CLEAN_BIT */
+  uint32_t head[PAGES];      /* at a run's first page: length | FREE_BIT */
   uint32_t tail[PAGES];      /* at a run's last page: its first page */
+  /* At a free run's first page: how many of its pages may be dirty.  Exact
+   * where runs merge; where one splits, each part is assumed to keep as
+   * many of them as it can hold, so a part counted clean truly is. */
+  uint32_t dirty[PAGES];
   uint32_t next_free[PAGES]; /* at a free run's first page: its bin list */
   uint32_t prev_free[PAGES];
 };
@@ -35,7 +38,9 @@ struct arena {
   hak_lock_t lock;
   struct region *regions;
   unsigned region_count;
-  uint64_t dirty_pages; /* pages of free runs without CLEAN_BIT */
+  uint64_t dirty_pages;   /* sum of its free runs' dirty counts */
+  uint64_t low_water;     /* least dirty_pages since the last purge */
+  uint64_t next_purge_ns; /* no budget purge before then */
 };
 
 static struct arena arenas[HAK_ARENAS];
@@ -79,8 +84,9 @@ static void set_run(struct region *r, uint32_t start, uint32_t len, uint32_t fla
 }
 
 static void add_free(struct arena *a, struct region *r, uint32_t start, uint32_t len,
-                     int clean) {
-  set_run(r, start, len, FREE_BIT | (clean ? CLEAN_BIT : 0));
+                     uint32_t dirty) {
+  set_run(r, start, len, FREE_BIT);
+  r->dirty[start] = dirty;
   unsigned b = bin_of(len);
   uint32_t first = r->bin_head[b];
   r->next_free[start] = first;
@@ -89,10 +95,11 @@ static void add_free(struct arena *a, struct region *r, uint32_t start, uint32_t
   r->bin_head[b] = start;
   r->bin_mask |= 1ull << b;
   r->free_pages += len;
-  if (!clean) a->dirty_pages += len;
+  a->dirty_pages += dirty;
 }
 
-/* Unlinks the free run at start; returns its head word. */
+/* Unlinks the free run at start; returns its length.  Its dirty count
+ * stays readable in r->dirty[start]. */
 static uint32_t take_free(struct arena *a, struct region *r, uint32_t start) {
   uint32_t h = r->head[start], len = h & LEN_MASK;
   unsigned b = bin_of(len);
@@ -102,8 +109,9 @@ static uint32_t take_free(struct arena *a, struct region *r, uint32_t start) {
   if (next != NIL) r->prev_free[next] = prev;
   if (r->bin_head[b] == NIL) r->bin_mask &= ~(1ull << b);
   r->free_pages -= len;
-  if (!(h & CLEAN_BIT)) a->dirty_pages -= len;
-  return h;
+  a->dirty_pages -= r->dirty[start];
+  if (a->dirty_pages < a->low_water) a->low_water = a->dirty_pages;
+  return len;
 }
 
 /* First page of a free run of at least n pages, NIL if none: a fit from
@@ -120,10 +128,10 @@ static uint32_t find_fit(struct region *r, uint32_t n) {
 static uint32_t alloc_in_region(struct arena *a, struct region *r, uint32_t n, int *zeroed) {
   uint32_t start = find_fit(r, n);
   if (start == NIL) return NIL;
-  uint32_t h = take_free(a, r, start), len = h & LEN_MASK;
-  if (len > n) add_free(a, r, start + n, len - n, (h & CLEAN_BIT) != 0);
+  uint32_t len = take_free(a, r, start), dirty = r->dirty[start];
+  if (len > n) add_free(a, r, start + n, len - n, dirty < len - n ? dirty : len - n);
   set_run(r, start, n, 0);
-  *zeroed = (h & CLEAN_BIT) != 0;
+  *zeroed = dirty == 0;
   return start;
 }
 
@@ -133,7 +141,7 @@ static struct region *region_new(struct arena *a) {
   r->arena = a;
   r->first_page = (uint32_t)((sizeof *r + HAK_PAGE_SIZE - 1) / HAK_PAGE_SIZE);
   /* A fresh mapping reads as zeros: the whole run is clean. */
-  add_free(a, r, r->first_page, PAGES - r->first_page, 1);
+  add_free(a, r, r->first_page, PAGES - r->first_page, 0);
   r->next = a->regions;
   a->regions = r;
   a->region_count++;
@@ -148,27 +156,6 @@ static void region_unlink(struct arena *a, struct region *gone) {
       a->region_count--;
       return;
     }
-}
-
-/* Returns dirty free runs to the kernel, longest bins first, until the
- * arena keeps at most keep_pages dirty or the deadline passes. */
-static uint64_t purge_arena(struct arena *a, uint64_t keep_pages, uint64_t deadline_ns) {
-  uint64_t released = 0;
-  for (struct region *r = a->regions; r && a->dirty_pages > keep_pages; r = r->next) {
-    for (int b = BINS - 1; b >= 0 && a->dirty_pages > keep_pages; b--) {
-      for (uint32_t p = r->bin_head[b]; p != NIL && a->dirty_pages > keep_pages;
-           p = r->next_free[p]) {
-        uint32_t h = r->head[p], len = h & LEN_MASK;
-        if (h & CLEAN_BIT) continue;
-        hak_os_decommit(page_addr(r, p), (size_t)len * HAK_PAGE_SIZE);
-        r->head[p] = h | CLEAN_BIT;
-        a->dirty_pages -= len;
-        released += (uint64_t)len * HAK_PAGE_SIZE;
-        if (deadline_ns && hak_os_now_ns() >= deadline_ns) return released;
-      }
-    }
-  }
-  return released;
 }
 
 static struct arena *my_arena(void) {
@@ -189,16 +176,22 @@ void *hak_arena_alloc(size_t len, int *zeroed) {
   return r ? page_addr(r, start) : NULL;
 }
 
-/* Frees pages [start, start + n) of r, merging with free neighbours;
- * called with the arena locked.  A region left wholly free is unmapped
- * unless it is the arena's last.  Returns the bytes given to the kernel. */
-static uint64_t free_run(struct arena *a, struct region *r, uint32_t start, uint32_t n) {
+/* Makes pages [start, start + n) of r, dirty of them possibly dirty, a
+ * free run, merged with its free neighbours; called with the arena locked.
+ * A region left wholly free is unmapped unless it is the arena's last.
+ * Returns the bytes given to the kernel. */
+static uint64_t insert_merged(struct arena *a, struct region *r, uint32_t start, uint32_t n,
+                              uint32_t dirty) {
   uint32_t right = start + n;
-  if (right < PAGES && (r->head[right] & FREE_BIT)) n += take_free(a, r, right) & LEN_MASK;
+  if (right < PAGES && (r->head[right] & FREE_BIT)) {
+    n += take_free(a, r, right);
+    dirty += r->dirty[right];
+  }
   if (start > r->first_page) {
     uint32_t left = r->tail[start - 1];
     if (r->head[left] & FREE_BIT) {
-      n += take_free(a, r, left) & LEN_MASK;
+      n += take_free(a, r, left);
+      dirty += r->dirty[left];
       start = left;
     }
   }
@@ -208,9 +201,66 @@ static uint64_t free_run(struct arena *a, struct region *r, uint32_t start, uint
     hak_os_unmap(r, HAK_ARENA_REGION_SIZE);
     return HAK_ARENA_REGION_SIZE;
   }
-  add_free(a, r, start, n, 0);
+  add_free(a, r, start, n, dirty);
+  return 0;
+}
+
+/* The free run with the most dirty pages, NIL if none has any. */
+static uint32_t dirtiest_run(struct arena *a, struct region **in) {
+  uint32_t best = NIL, most = 0;
+  for (struct region *r = a->regions; r; r = r->next)
+    for (uint64_t bins = r->bin_mask; bins; bins &= bins - 1)
+      for (uint32_t p = r->bin_head[__builtin_ctzll(bins)]; p != NIL; p = r->next_free[p])
+        if (r->dirty[p] > most) {
+          most = r->dirty[p];
+          best = p;
+          *in = r;
+        }
+  return best;
+}
+
+/* Returns dirty free runs to the kernel, dirtiest first, until the arena
+ * keeps at most keep_pages dirty or the deadline passes.  Called with the
+ * arena locked; the lock is dropped around each madvise (the run is taken
+ * out of the lists meanwhile), so other threads never wait on the
+ * kernel. */
+static uint64_t purge_arena(struct arena *a, uint64_t keep_pages, uint64_t deadline_ns) {
+  uint64_t released = 0;
+  while (a->dirty_pages > keep_pages) {
+    struct region *r;
+    uint32_t p = dirtiest_run(a, &r);
+    if (p == NIL) break;
+    uint32_t dirty = r->dirty[p], len = take_free(a, r, p);
+    set_run(r, p, len, 0); /* in use, by the purge: nothing merges into it */
+    hak_unlock(&a->lock);
+    hak_os_decommit(page_addr(r, p), (size_t)len * HAK_PAGE_SIZE);
+    hak_lock(&a->lock);
+    released += (uint64_t)dirty * HAK_PAGE_SIZE + insert_merged(a, r, p, len, 0);
+    if (deadline_ns && hak_os_now_ns() >= deadline_ns) break;
+  }
+  return released;
+}
+
+/* Frees pages [start, start + n) of r (all possibly dirty).  Past the
+ * dirty budget, at most once per PURGE_GAP_NS, the arena returns the dirty
+ * pages no allocation needed since the last look (the low-water mark),
+ * down to half the budget: pages a program keeps reusing stay, so one
+ * churning through more large memory than the budget does not return and
+ * fault in again nearly every page it frees. */
+#define PURGE_GAP_NS 100000000ull
+static uint64_t free_run(struct arena *a, struct region *r, uint32_t start, uint32_t n) {
+  uint64_t released = insert_merged(a, r, start, n, n);
   uint64_t budget_pages = hak_config.large_cache_bytes / HAK_PAGE_SIZE;
-  return a->dirty_pages > budget_pages ? purge_arena(a, budget_pages / 2, 0) : 0;
+  if (a->dirty_pages > budget_pages) {
+    uint64_t now = hak_os_now_ns();
+    if (now >= a->next_purge_ns) {
+      uint64_t idle = a->low_water, excess = a->dirty_pages - budget_pages / 2;
+      released += purge_arena(a, a->dirty_pages - (idle < excess ? idle : excess), 0);
+      a->next_purge_ns = hak_os_now_ns() + PURGE_GAP_NS;
+      a->low_water = a->dirty_pages;
+    }
+  }
+  return released;
 }
 
 uint64_t hak_arena_free(void *base, size_t len) {
@@ -238,9 +288,8 @@ int hak_arena_resize(void *base, size_t old_len, size_t new_len) {
     uint32_t h = right < PAGES ? r->head[right] : 0;
     ok = (h & FREE_BIT) && old_n + (h & LEN_MASK) >= n;
     if (ok) {
-      take_free(a, r, right);
-      uint32_t total = old_n + (h & LEN_MASK);
-      if (total > n) add_free(a, r, start + n, total - n, (h & CLEAN_BIT) != 0);
+      uint32_t total = old_n + take_free(a, r, right), dirty = r->dirty[right];
+      if (total > n) add_free(a, r, start + n, total - n, dirty < total - n ? dirty : total - n);
       set_run(r, start, n, 0);
     }
   }
@@ -253,6 +302,7 @@ uint64_t hak_arena_purge(uint64_t deadline_ns) {
   for (int i = 0; i < HAK_ARENAS; i++) {
     hak_lock(&arenas[i].lock);
     released += purge_arena(&arenas[i], 0, deadline_ns);
+    arenas[i].low_water = arenas[i].dirty_pages;
     hak_unlock(&arenas[i].lock);
     if (deadline_ns && hak_os_now_ns() >= deadline_ns) break;
   }

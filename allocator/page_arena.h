@@ -12,11 +12,13 @@
  * of the region, boundary tags (the run's length at its first page, the
  * run's first page at its last page) and, for free runs, list links; free
  * runs sit in lists binned by length (4 bins per power of two), with a
- * bitmap of non-empty bins.  A free run is "dirty" until its pages are
- * returned to the kernel (madvise), then "clean": it reads as zeros, so a
- * calloc served from it needs no memset.  Each arena keeps at most
- * HAKMEM_LARGE_CACHE_MB of dirty free pages; past that the coldest (largest)
- * free runs are returned.  Threads use the arena of their heap id modulo
+ * bitmap of non-empty bins.  Freed pages are "dirty" until returned to
+ * the kernel (madvise), then "clean": they read as zeros, so a calloc
+ * served from a run without dirty pages needs no memset.  An arena keeps
+ * up to HAKMEM_LARGE_CACHE_MB of dirty free pages; past that, every 100 ms
+ * at most, it returns those no allocation reused meanwhile (dirtiest runs
+ * first, outside the lock), down to half of that; hak_scavenge returns
+ * them all.  Threads use the arena of their heap id modulo
  * HAK_ARENAS, under that arena's lock; a free from another thread takes
  * the span's own arena's lock. */
 #ifndef HAKMEM_PAGE_ARENA_H

@@ -1,5 +1,7 @@
 #include "size_class.h"
 
+#include "redzone.h"
+
 /* Class of every request up to 1 KiB, indexed by (n + 15) / 16.  Above 128
  * bytes it equals the formula in hak_class_of; api_test checks every size. */
 const uint8_t hak_small_class[HAK_TINY_MAX / 16 + 1] = {
@@ -39,6 +41,11 @@ size_t hak_class_size(int cls) {
 }
 
 int hak_size_class(size_t n) {
+  /* The class malloc(n) takes: with debug redzones, n plus their bytes. */
+  if (hak_rz_active()) {
+    if (n > HAK_MID_MAX - HAK_RZ_HEAD - HAK_RZ_TAIL) return -1;
+    n += HAK_RZ_HEAD + HAK_RZ_TAIL;
+  }
   if (n > HAK_MID_MAX) return -1;
   return (int)hak_class_of(n);
 }

@@ -19,6 +19,7 @@ PACKAGES=(
   clang
   libclang-rt-dev          # libFuzzer for //fuzz (clang only recommends it)
   python3
+  sqlite3                  # //security:real_programs_test runs the sqlite3 CLI under hakmem
 )
 
 missing=()

@@ -289,6 +289,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
   trace = getenv("HAKMEM_FUZZ_TRACE") != NULL;
+  const char *rz = getenv("HAKMEM_REDZONE");
+  if (!strcmp(hak_variant(), "debug") && !(rz && !strcmp(rz, "0")))
+    fz_fail("the debug variant needs HAKMEM_REDZONE=0: redzones move the free-list "
+            "node 16 bytes in front of the block this harness overwrites", NULL, 0);
   /* hakmem reports every caught corruption on stderr; runs close it
    * (-close_fd_mask=2), and the harness's own verdicts go to a copy. */
   int fd = dup(2);

@@ -29,13 +29,14 @@ def _variant_flags(v):
     return (HAKMEM_COPTS + v.copts + _FUZZ_COPTS +
             ["-D" + d for d in v.defines + v.local_defines])
 
-def hakmem_fuzzer(name, src, test_args, corpus = None, test_timeout = "short"):
+def hakmem_fuzzer(name, src, test_args, settings = [], corpus = None, test_timeout = "short"):
     """Fuzzer binaries, bounded tests and long-run launchers for one harness.
 
     Args:
       name: harness name; its corpus is fuzz/corpus/<name>/.
       src: the harness (C, defines LLVMFuzzerTestOneInput).
       test_args: libFuzzer flags of the bounded CI run.
+      settings: NAME=VALUE hakmem settings (environment) for every run.
       corpus: corpus glob (default corpus/<name>/*).
       test_timeout: the sh_test's timeout.
     """
@@ -63,7 +64,8 @@ def hakmem_fuzzer(name, src, test_args, corpus = None, test_timeout = "short"):
         native.sh_test(
             name = "%s_%s_test" % (name, v.name),
             srcs = ["run_fuzzer.sh"],
-            args = ["--test", "$(location :%s)" % binary, "fuzz/corpus/" + name] + test_args,
+            args = ["--test", "$(location :%s)" % binary, "fuzz/corpus/" + name] +
+                   settings + test_args,
             data = [":" + binary] + corpus_files,
             timeout = test_timeout,
             tags = ["hakmem_" + v.name, "fuzz"],
@@ -71,7 +73,7 @@ def hakmem_fuzzer(name, src, test_args, corpus = None, test_timeout = "short"):
         native.sh_binary(
             name = name + v.suffix,
             srcs = ["run_fuzzer.sh"],
-            args = ["--long", "$(location :%s)" % binary, "fuzz/corpus/" + name],
+            args = ["--long", "$(location :%s)" % binary, "fuzz/corpus/" + name] + settings,
             data = [":" + binary],
             tags = ["manual"],
         )

@@ -1,11 +1,11 @@
 #!/bin/bash
 # Runs one hakmem fuzzer (fuzz/fuzz.bzl makes the targets).
 #
-#   run_fuzzer.sh --test BINARY CORPUS [libFuzzer flags]   (sh_test)
+#   run_fuzzer.sh --test BINARY CORPUS [NAME=VALUE...] [libFuzzer flags]   (sh_test)
 #       every input of the checked-in corpus, then a bounded fuzzing run;
 #       crashing inputs land in the test's undeclared outputs
 #       (bazel-testlogs/fuzz/<test>/test.outputs/).
-#   run_fuzzer.sh --long BINARY CORPUS [libFuzzer flags]   (bazel run)
+#   run_fuzzer.sh --long BINARY CORPUS [NAME=VALUE...] [libFuzzer flags]   (bazel run)
 #       fuzzes until stopped, 10 minutes unless flags say otherwise
 #       (-max_total_time=N, -jobs=N, ...), reading the workspace's corpus and
 #       writing new inputs and crashes to $HAKMEM_FUZZ_OUT
@@ -14,6 +14,11 @@ set -euo pipefail
 
 mode=$1 binary=$2 corpus=$3
 shift 3
+# Leading NAME=VALUE arguments are hakmem settings for the fuzzed process.
+while [[ $# -gt 0 && "$1" =~ ^[A-Z_]+= ]]; do
+  export "$1"
+  shift
+done
 case "$mode" in
   --test)
     scratch="${TEST_TMPDIR:-$(mktemp -d)}/new"

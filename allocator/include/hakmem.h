@@ -2,7 +2,8 @@
  *
  * Linking //allocator:hakmem (or preloading libhakmem.so) replaces the C
  * allocator: malloc, free, calloc, realloc, reallocarray, posix_memalign,
- * aligned_alloc, memalign, valloc, pvalloc and malloc_usable_size are all
+ * aligned_alloc, memalign, valloc, pvalloc, malloc_usable_size, free_sized,
+ * free_aligned_sized and C++ operator new/delete (allocator/cxx.c) are all
  * served by hakmem.  The hak_* calls below are hakmem's own: statistics,
  * integrity checks and the knobs the adaptive control engine (ACE) turns. */
 #ifndef HAKMEM_H
@@ -32,7 +33,9 @@ extern "C" {
 
 /* Block size of a class, 0 for an out-of-range class. */
 HAK_API size_t hak_class_size(int cls);
-/* Class serving a request of n bytes, -1 when n is a large request. */
+/* Class serving a request of n bytes, -1 when n is a large request.  In
+ * the debug variant, whose blocks carry redzones (HAKMEM_REDZONE, on by
+ * default), that is the class of n plus the redzone bytes. */
 HAK_API int hak_size_class(size_t n);
 
 /* ---- statistics ------------------------------------------------------ */
