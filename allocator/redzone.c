@@ -23,8 +23,11 @@ static uintptr_t size_key(const void *b) {
 }
 
 /* ~x never equals the free tag x + (cls << 56): that would need
- * 2x = -1 - (cls << 56), whose right side is odd.  So a freed block never
- * looks redzoned, and a live one never looks freed. */
+ * 2x = -1 - (cls << 56), whose right side is odd.  A free block's second
+ * word is that tag sealed with its link (types.h), so it matches the
+ * canary only for one link value, never a block address: a freed block
+ * does not look redzoned, and a live one looks freed only if its header
+ * words happen to seal (one chance in 2^64). */
 static uintptr_t head_canary(const void *b) { return ~((uintptr_t)b ^ hak_tag_secret); }
 
 static size_t tail_len(size_t room) {
@@ -120,7 +123,7 @@ void *hak_rz_unwrap(void *p) {
       return block;
     return p;
   }
-  if (cls < HAK_NUM_CLASSES && b[1] == hak_free_tag(b, cls)) {
+  if (cls < HAK_NUM_CLASSES && hak_node_sealed(b, hak_free_tag(b, cls))) {
     hak_fault(HAK_FAULT_DOUBLE_FREE, p, (int)cls, HAK_NODE_OK);
     return NULL;
   }
