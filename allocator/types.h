@@ -78,6 +78,8 @@ struct hak_slab {
   uint32_t used;                     /* blocks outside the local free list */
   uint8_t on_full_list;              /* owner-only: which heap list holds it */
   uint8_t decommitted;               /* memory was returned with madvise */
+  uint16_t parked;                   /* owner-only: free blocks in released
+                                        pages, on no list (release.h) */
 
   _Alignas(64) _Atomic(uintptr_t) remote_head;  /* remote queue (blocks) */
   _Atomic int32_t remote_count;
@@ -85,6 +87,11 @@ struct hak_slab {
   _Atomic(struct hak_slab *) pending_next;
   _Atomic uintptr_t pool_next;       /* shared-pool stack link */
   struct hak_slab *prev, *next;      /* owner heap's avail/full list (slow paths) */
+  /* Owner-only, rare: pages of the span returned to the OS while the span
+   * stays in use (release.h), one bit per 4 KiB page of up to 8 slabs.  In
+   * the second line only because the first is full; remote frees never
+   * touch them. */
+  uint64_t parked_pages[2];
 } __attribute__((aligned(64)));
 
 /* Two cache lines exactly, so the record of a slab is found with a shift. */

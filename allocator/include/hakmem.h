@@ -62,6 +62,11 @@ struct hak_stats {
   uint64_t threads_retired;      /* heaps handed back at thread exit */
   uint64_t rss_bytes;            /* process resident set (from /proc) */
   uint64_t integrity_events;     /* faults detected since start */
+  /* Appended fields (older readers see a prefix): */
+  uint64_t released_pages;       /* 4 KiB pages ever returned to the OS
+                                    (retain limit, page release, scavenge) */
+  uint64_t lock_waits;           /* times a thread found a hakmem lock held */
+  uint64_t lock_wait_ns;         /* time spent waiting for one */
 };
 
 /* Fills *out with a snapshot.  Counters of running threads are read
@@ -107,9 +112,29 @@ HAK_API uint32_t hkm_tiny_get_tls_capacity(int cls);
  * Returns 0, or -1 for a bad class or a threshold outside 1..65536. */
 HAK_API int hkm_tiny_set_drain_threshold(int cls, uint32_t n);
 HAK_API uint32_t hkm_tiny_get_drain_threshold(int cls);
-/* Returns empty slab memory and cached large spans to the OS, stopping once
+/* Blocks a refill moves into a TLS SLL at once (the "bundle"): 0 restores
+ * the default, half the class's TLS capacity; a width above the capacity
+ * acts as the capacity.  Read by each refill.  Returns 0, or -1 for a bad
+ * class or a width above 4096.  The getter returns the width in effect. */
+HAK_API int hkm_tiny_set_bundle_width(int cls, uint32_t n);
+HAK_API uint32_t hkm_tiny_get_bundle_width(int cls);
+/* Page release inside spans still in use: when a thread returns blocks and
+ * a span's use falls to 1/8 (and again 1/32) of its capacity, runs of at
+ * least min_pages whole 4 KiB pages holding only free blocks go back to
+ * the OS (madvise MADV_DONTNEED); their blocks are reused last.  0 (the
+ * default, or HAKMEM_RELEASE_PAGES) turns it off.  Returns 0, or -1 above
+ * HAK_RELEASE_PAGES_MAX. */
+#define HAK_RELEASE_PAGES_MAX 128
+HAK_API int hkm_set_release_pages(uint32_t min_pages);
+HAK_API uint32_t hkm_get_release_pages(void);
+/* Returns memory to the OS in budgeted steps: empty slab spans of the
+ * shared pool (a span at a time), the free pages of spans of exited
+ * threads, and cached large spans (the calling thread's first).  Stops once
  * budget_ns has passed (0 = no limit).  Returns the bytes released. */
 HAK_API size_t hak_scavenge(uint64_t budget_ns);
+/* The same, also stopping once max_pages 4 KiB pages went back (0 = no
+ * limit; a step may overshoot by one span).  Returns the pages released. */
+HAK_API size_t hak_scavenge_pages(size_t max_pages, uint64_t budget_ns);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,44 @@
+/* Page release inside spans still in use.
+ *
+ * A span keeps its memory while any of its blocks is live, so after a
+ * program frees most of its blocks, scattered, nearly every span is still
+ * in use and hardly any memory can go back to the OS as whole spans.  Page
+ * release returns the 4 KiB pages of a span that hold only free blocks.
+ *
+ * A free block keeps its list link and free tag in its first 16 bytes, and
+ * madvise(MADV_DONTNEED) zeroes a page, so a released page must hold no
+ * listed block: the blocks overlapping released pages are taken off the
+ * span's local free list first and "parked" - on no list, counted in
+ * slab->parked, their pages marked in slab->parked_pages.  When the span's
+ * free list runs dry, hak_span_unpark puts every parked block back (the
+ * writes bring the pages back in), before any fresh block is carved.
+ *
+ * Only the span's owner touches its free list, so only the owner releases
+ * its pages: hak_flush does it when the knob is on (hkm_set_release_pages)
+ * and a span's use falls through 1/8 and 1/32 of its capacity - the moments
+ * a program is giving memory back, not churning.  Off by default; nothing
+ * here is on a malloc or free fast path.
+ *
+ * Limitation: a double free of a parked block is not detected (its tag was
+ * in the zeroed page). */
+#ifndef HAKMEM_RELEASE_H
+#define HAKMEM_RELEASE_H
+
+#include <stdint.h>
+
+#include "types.h"
+
+/* Parks the free blocks of owned span s that fill runs of at least min_run
+ * whole free pages and returns those pages to the OS.  Returns the pages
+ * released. */
+uint32_t hak_span_release_pages(struct hak_slab *s, uint32_t min_run) HAK_INTERNAL;
+/* Puts every parked block of owned span s back on its free list. */
+void hak_span_unpark(struct hak_slab *s) HAK_INTERNAL;
+
+/* When hak_flush should try: use just fell to 1/8 or 1/32 of capacity. */
+static inline int hak_release_point(const struct hak_slab *s) {
+  uint32_t c = s->capacity;
+  return s->used == (c >> 3) || s->used == (c >> 5);
+}
+
+#endif
