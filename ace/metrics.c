@@ -109,7 +109,10 @@ int hkm_ace_metrics_collect(struct hkm_ace_metrics *m, struct hkm_ace_sample *ou
   out->large_cached_bytes = m->cur.large_cached_bytes;
   out->rss_bytes = m->cur.rss_bytes;
   out->llc_miss_rate = hkm_ace_llc_rate(&m->llc);
-  out->mutex_wait_ns_per_sec = 0.0;
+  out->mutex_wait_ns_per_sec =
+      (double)delta(m->cur.lock_wait_ns, m->prev.lock_wait_ns) / out->interval_s;
+  out->released_bytes =
+      delta(m->cur.released_pages, m->prev.released_pages) * (uint64_t)HKM_ACE_PAGE_BYTES;
 
   memset(m->probe_ops, 0, sizeof m->probe_ops);
   if (m->probe_enabled) {

@@ -18,10 +18,11 @@
  *                               nothing is reserved)
  *   RSS                         hak_stats rss_bytes (/proc)
  *   LLC miss rate               perf_event_open (llc.h), 0.0 where absent
- *   mutex wait                  0: the allocator's locks are spin locks on
- *                               rare paths and count no waiting; there is no
- *                               cheap outside source (getrusage's context
- *                               switches do not see spinning)
+ *   mutex wait                  hak_stats lock_wait_ns, delta: time threads
+ *                               spent waiting for the allocator's (rare-path)
+ *                               spin locks, counted only when one was held
+ *   memory released             hak_stats released_pages, delta (every path:
+ *                               retain limit, page release, scavenge)
  *   p99 allocation latency      the probe (latency.h)
  *   ACE CPU                     CLOCK_THREAD_CPUTIME_ID of the collecting
  *                               thread over the last HKM_ACE_CPU_WINDOW
@@ -40,6 +41,7 @@ extern "C" {
 #endif
 
 #define HKM_ACE_CPU_WINDOW 8
+#define HKM_ACE_PAGE_BYTES 4096
 #define HKM_ACE_PROBE_CLASSES 8
 
 struct hkm_ace_sample {
@@ -49,15 +51,14 @@ struct hkm_ace_sample {
   uint64_t remote_backlog[HAK_NUM_CLASSES];   /* blocks awaiting their owner */
   uint64_t tls_cached_bytes[HAK_NUM_CLASSES]; /* bytes sitting in TLS lists */
   double llc_miss_rate;                       /* misses / references, 0..1 */
-  double mutex_wait_ns_per_sec;               /* lock waiting, 0 (no source) */
+  double mutex_wait_ns_per_sec;               /* lock waiting, ns per second */
   double fragmentation_ratio;                 /* live / reserved, 0..1 */
   uint64_t live_bytes, reserved_bytes;        /* slab tiers */
   uint64_t large_cached_bytes;                /* freed large spans kept */
   uint64_t rss_bytes;
   uint64_t p99_alloc_ns;    /* probe p99, 0 = not measured */
   double ace_cpu_percent;   /* collecting thread, % of one core */
-  uint64_t released_bytes;  /* filled by the caller: what ACE's own
-                               scavenge released since the last sample */
+  uint64_t released_bytes;  /* returned to the OS in the interval */
 };
 
 struct hkm_ace_metrics {
