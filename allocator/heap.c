@@ -168,6 +168,7 @@ static uint32_t span_take(struct hak_slab *s, struct hak_bin *bin, unsigned cls,
 int hak_refill(struct hak_tcache *tc, unsigned cls) {
   struct hak_heap *h = tc->heap;
   hak_knobs_refresh(tc);
+  h->flushes_since_refill = 0;
   struct hak_bin *bin = &tc->bins[cls];
   /* A bundle: the set width (never more than the list holds), else half
    * the capacity. */
@@ -189,6 +190,7 @@ void hak_flush(struct hak_tcache *tc, unsigned cls, uint32_t keep) {
   uint32_t count = bin->count;
   int64_t flushed = 0;
   uint32_t release = atomic_load_explicit(&hak_knobs.release_pages, memory_order_relaxed);
+  if (h->flushes_since_refill < UINT32_MAX) h->flushes_since_refill++;
   while (count > keep) {
     uintptr_t *b = bin->head;
     /* The same check a pop makes; a list shorter than its count is
@@ -208,7 +210,7 @@ void hak_flush(struct hak_tcache *tc, unsigned cls, uint32_t keep) {
     s->used--;
     if (s->on_full_list) move_to_avail(h, s);
     if (s->used == 0) maybe_release(h, s);
-    else if (HAK_UNLIKELY(release) && hak_release_point(s)) hak_span_release_pages(s, release);
+    else if (HAK_UNLIKELY(release) && hak_release_point(h, s)) hak_span_release_pages(s, release);
   }
   HAK_COUNTER_SET(bin->count, count);
   HAK_COUNTER_SET(bin->net_in, bin->net_in - flushed);

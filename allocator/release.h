@@ -14,9 +14,13 @@
  * writes bring the pages back in), before any fresh block is carved.
  *
  * Only the span's owner touches its free list, so only the owner releases
- * its pages: hak_flush does it when the knob is on (hkm_set_release_pages)
- * and a span's use falls through 1/8 and 1/32 of its capacity - the moments
- * a program is giving memory back, not churning.  Off by default; nothing
+ * its pages: hak_flush does it when the knob is on (hkm_set_release_pages),
+ * a span's use falls through 1/8 or 1/32 of its capacity, and the thread
+ * has flushed at least HAK_RELEASE_QUIET_FLUSHES times since its last
+ * refill - the thread is giving memory back, not churning.  A thread that
+ * allocates as it frees would fault released pages straight back in (each
+ * refault costs a page of zeroing), so it never releases; one in a long
+ * run of frees will not want the memory soon.  Off by default; nothing
  * here is on a malloc or free fast path.
  *
  * Limitation: a double free of a parked block is not detected (its tag was
@@ -35,10 +39,22 @@ uint32_t hak_span_release_pages(struct hak_slab *s, uint32_t min_run) HAK_INTERN
 /* Puts every parked block of owned span s back on its free list. */
 void hak_span_unpark(struct hak_slab *s) HAK_INTERNAL;
 
-/* When hak_flush should try: use just fell to 1/8 or 1/32 of capacity. */
-static inline int hak_release_point(const struct hak_slab *s) {
+/* Flushes without a refill between them before a thread releases pages:
+ * a thread that allocates too refills every few flushes, so 32 in a row
+ * is a run of frees. */
+#define HAK_RELEASE_QUIET_FLUSHES 32
+
+/* When hak_flush should try: use just fell to 1/8 or 1/32 of capacity
+ * while the thread is only freeing, and at most two live blocks would sit
+ * in a page if the live ones were spread evenly.  The scan walks the
+ * span's whole free list (a cache miss a block), so small blocks - 16
+ * bytes is 256 a page, where a page with no live block is rare - wait for
+ * the deeper point or are left alone. */
+static inline int hak_release_point(const struct hak_heap *h, const struct hak_slab *s) {
   uint32_t c = s->capacity;
-  return s->used == (c >> 3) || s->used == (c >> 5);
+  return h->flushes_since_refill >= HAK_RELEASE_QUIET_FLUSHES &&
+         (s->used == (c >> 3) || s->used == (c >> 5)) &&
+         (uint64_t)(HAK_PAGE_SIZE / s->block_size) * s->used <= 2ull * c;
 }
 
 #endif

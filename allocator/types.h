@@ -175,6 +175,9 @@ struct hak_heap {
   struct hak_large_span large_bins[HAK_LARGE_BINS][HAK_LARGE_BIN_DEPTH];
   unsigned large_bin_count[HAK_LARGE_BINS];
   uint64_t large_cached_bytes; /* at most HAK_LARGE_HEAP_CACHE_BYTES */
+  uint32_t flushes_since_refill; /* owner-only: a long run of flushes with
+                                    no refill is a program giving memory
+                                    back (release.h) */
   _Atomic uint64_t large_allocs, large_frees;
 };
 
