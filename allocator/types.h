@@ -25,7 +25,11 @@
  * a time (its owner); only the owner touches the span's local free list and
  * counters.  Other threads free into the span's remote queue, a lock-free
  * stack the owner drains.  Spans of exited threads ("abandoned") and empty
- * spans go to the shared pool, from which any heap takes them. */
+ * spans go to the shared pool, from which any heap takes them.
+ *
+ * Page release (release.h): a span in use may have some of its pages
+ * returned to the OS; the free blocks in them are "parked" - on no list -
+ * until the span's free list runs dry. */
 #ifndef HAKMEM_TYPES_H
 #define HAKMEM_TYPES_H
 
