@@ -42,6 +42,7 @@ import math
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -243,12 +244,16 @@ def run_once(name, binary, argv, preload, arm, ace_env, timeout):
         k, _, v = s.partition("=")
         env[k] = v
     rec = {"workload": name, "arm": arm, "argv": argv, "ok": False}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         p = subprocess.run([binary] + argv, env=env, capture_output=True, text=True,
                            timeout=timeout)
     except subprocess.TimeoutExpired:
         rec["error"] = "timed out after %g s" % timeout
         return rec
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # Runs are sequential, so the children's CPU time grew by this run's.
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     rec["exit"] = p.returncode
     lines = [l for l in p.stdout.splitlines() if l.strip()]
     try:
@@ -260,7 +265,10 @@ def run_once(name, binary, argv, preload, arm, ace_env, timeout):
         rec["error"] = "exit %d, no result line; stderr: %s" % (
             p.returncode, "\n".join(p.stderr.splitlines()[-8:]))
         return rec
-    rec.update(ok=True, ops_per_sec=float(result["ops_per_sec"]),
+    ops = result.get("ops")
+    rec.update(ok=True, ops_per_sec=float(result["ops_per_sec"]), cpu_seconds=cpu,
+               ops_per_cpu_sec=float(ops) / cpu if isinstance(ops, (int, float)) and cpu > 0
+               else None,
                peak_rss_kb=result.get("peak_rss_kb"),
                integrity_events=result.get("integrity_events"),
                allocator=result.get("allocator"))
@@ -275,6 +283,11 @@ def run_once(name, binary, argv, preload, arm, ace_env, timeout):
 def summarize(name, runs):
     arm = {a: [r for r in runs if r["arm"] == a and r["ok"]] for a in ARMS}
     ops = {a: [r["ops_per_sec"] for r in arm[a]] for a in ARMS}
+    # Operations per CPU second of the whole process (ACE's thread included):
+    # less sensitive than wall time to other load on a shared machine.
+    eff = {a: [r["ops_per_cpu_sec"] for r in arm[a] if r.get("ops_per_cpu_sec")] for a in ARMS}
+    eff_med = {a: median(eff[a]) for a in ARMS}
+    _, eff_p = mann_whitney_u(eff["on"], eff["off"])
     rss = {a: [r["peak_rss_kb"] for r in arm[a] if isinstance(r.get("peak_rss_kb"), (int, float))]
            for a in ARMS}
     med = {a: median(ops[a]) for a in ARMS}
@@ -296,6 +309,10 @@ def summarize(name, runs):
         # "slower": ACE on below ACE off and the difference is significant.
         "on_slower_than_off": bool(ratio is not None and ratio < 1 and p is not None
                                    and p < NOISE_P),
+        "median_ops_per_cpu_sec": eff_med,
+        "cpu_ratio_on_off": eff_med["on"] / eff_med["off"] if eff_med["on"] and eff_med["off"]
+        else None,
+        "cpu_p_value": eff_p,
         "median_peak_rss_kb": {a: median(rss[a]) for a in ARMS},
         "median_rss_after_free_kb": after,
         "rss_after_free_drop": (1 - after["on"] / after["off"]
@@ -324,10 +341,11 @@ def markdown(doc):
                " ".join(doc["ace_env"])), ""]
     if doc.get("note"):
         out += ["**%s**" % doc["note"], ""]
-    out += ["| workload | ops/s off | ops/s on | on/off | p (Mann-Whitney) | peak RSS off KiB "
+    out += ["| workload | ops/s off | ops/s on | on/off | p (Mann-Whitney) "
+            "| ops per CPU-s on/off (p) | peak RSS off KiB "
             "| peak RSS on KiB | RSS after free off / on KiB | ACE CPU % of a core "
             "| ACE moves / restores / scavenges | final knobs off default |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for s in doc["summary"]:
         knobs = ", ".join("%s=%d (%d)" % (k, v["value"], v["default"])
                           for k, v in sorted(s["final_knobs"].items())) or "none"
@@ -338,11 +356,12 @@ def markdown(doc):
             fmt(after["off"], ",.0f"), fmt(after["on"], ",.0f"),
             fmt(None if s["rss_after_free_drop"] is None else -100 * s["rss_after_free_drop"],
                 "+.0f") + "%")
-        out.append("| %s | %s | %s | %s%s | %s | %s | %s | %s | %s | %d / %d / %d | %s |" % (
+        out.append("| %s | %s | %s | %s%s | %s | %s (%s) | %s | %s | %s | %s | %d / %d / %d | %s |" % (
             s["workload"], fmt(s["median_ops_per_sec"]["off"], ",.0f"),
             fmt(s["median_ops_per_sec"]["on"], ",.0f"), fmt(s["ratio_on_off"], ".3f"),
             " (slower)" if s["on_slower_than_off"] else "",
-            fmt(s["p_value"], ".3f"), fmt(s["median_peak_rss_kb"]["off"], ",.0f"),
+            fmt(s["p_value"], ".3f"), fmt(s["cpu_ratio_on_off"], ".3f"),
+            fmt(s["cpu_p_value"], ".3f"), fmt(s["median_peak_rss_kb"]["off"], ",.0f"),
             fmt(s["median_peak_rss_kb"]["on"], ",.0f"), after_txt,
             fmt(s["ace_cpu_percent_of_core"]["median"], ".3f"), s["ace_adjustments"],
             s["ace_restores"], s["ace_scavenges"], knobs))
@@ -351,15 +370,17 @@ def markdown(doc):
                 "Static settings: HAKMEM_TLS_CAP_SCALE (%% of the per-class TLS capacities) x "
                 "HAKMEM_DRAIN_THRESHOLD; %s is the default (= ACE off)." % DEFAULT_STATIC, "",
                 "| workload | best static | its ops/s | default ops/s | ACE on ops/s "
-                "| on / best | default / best | goal on/best >= %.2f |" % GOAL_VS_BEST,
-                "|---|---|---:|---:|---:|---:|---:|---|"]
+                "| on / best | default / best | goal on/best >= %.2f "
+                "| best static by ops per CPU-s | on / best by CPU |" % GOAL_VS_BEST,
+                "|---|---|---:|---:|---:|---:|---:|---|---|---:|"]
         for w in doc["sweep"]["workloads"]:
-            out.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 w["workload"], w["best_static"] or "-", fmt(w["best_ops_per_sec"], ",.0f"),
                 fmt(w["default_ops_per_sec"], ",.0f"), fmt(w["ace_on_ops_per_sec"], ",.0f"),
                 fmt(w["on_vs_best"], ".3f"), fmt(w["default_vs_best"], ".3f"),
                 "-" if w["on_vs_best"] is None else
-                ("pass" if w["on_vs_best"] >= GOAL_VS_BEST else "FAIL")))
+                ("pass" if w["on_vs_best"] >= GOAL_VS_BEST else "FAIL"),
+                w["best_static_by_cpu"] or "-", fmt(w["on_vs_best_by_cpu"], ".3f")))
         out += ["", "Median ops/s of every static setting:", "",
                 "| workload | " + " | ".join(doc["sweep"]["grid"]) + " |",
                 "|---|" + "---:|" * len(doc["sweep"]["grid"])]
@@ -393,6 +414,16 @@ def sweep_summary(names, runs, grid):
             if v is not None:
                 med[g] = v
         on = median([r["ops_per_sec"] for r in ok if r["arm"] == "on"])
+        eff = {}
+        for g in grid:
+            arm = "off" if g == DEFAULT_STATIC else g
+            v = median([r["ops_per_cpu_sec"] for r in ok
+                        if r["arm"] == arm and r.get("ops_per_cpu_sec")])
+            if v is not None:
+                eff[g] = v
+        eff_on = median([r["ops_per_cpu_sec"] for r in ok
+                         if r["arm"] == "on" and r.get("ops_per_cpu_sec")])
+        eff_best = max(eff, key=eff.get) if eff else None
         best = max(med, key=med.get) if med else None
         bv = med.get(best) if best else None
         out["workloads"].append({
@@ -402,6 +433,9 @@ def sweep_summary(names, runs, grid):
             "on_vs_best": on / bv if on and bv else None,
             "default_vs_best": med.get(DEFAULT_STATIC) / bv if bv and DEFAULT_STATIC in med
             else None,
+            "static_ops_per_cpu_sec": eff, "best_static_by_cpu": eff_best,
+            "ace_on_ops_per_cpu_sec": eff_on,
+            "on_vs_best_by_cpu": eff_on / eff[eff_best] if eff_on and eff_best else None,
         })
     return out
 

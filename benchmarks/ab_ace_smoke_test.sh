@@ -48,6 +48,8 @@ need(all(s["median_ops_per_sec"][a] > 0 for a in ("off", "on")), "medians %r" % 
 need(s["ratio_on_off"] and s["ratio_on_off"] > 0, "ratio %r" % s["ratio_on_off"])
 need(0 <= s["p_value"] <= 1, "p %r" % s["p_value"])
 need(all(s["median_peak_rss_kb"][a] > 0 for a in ("off", "on")), "rss %r" % s["median_peak_rss_kb"])
+need(all(s["median_ops_per_cpu_sec"][a] > 0 for a in ("off", "on")), "ops per CPU-s %r" % s["median_ops_per_cpu_sec"])
+need(s["ace_cpu_percent_of_core"]["median"] is not None, "no ACE thread CPU share")
 need(isinstance(s["final_knobs"], dict), "final knobs %r" % s["final_knobs"])
 need(s["integrity_events"] == 0, "integrity events %r" % s["integrity_events"])
 on = [r for r in d["runs"] if r["arm"] == "on"]
