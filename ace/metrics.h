@@ -18,15 +18,16 @@
  *                               nothing is reserved)
  *   RSS                         hak_stats rss_bytes (/proc)
  *   LLC miss rate               perf_event_open (llc.h), 0.0 where absent
- *   mutex wait                  hak_stats lock_wait_ns, delta: time threads
+ *   mutex wait                  hak_lock_wait_ns(), delta: time threads
  *                               spent waiting for the allocator's (rare-path)
  *                               spin locks, counted only when one was held
- *   memory released             hak_stats released_pages, delta (every path:
+ *   memory released             hak_released_pages(), delta (every path:
  *                               retain limit, page release, scavenge)
  *   p99 allocation latency      the probe (latency.h)
  *   ACE CPU                     CLOCK_THREAD_CPUTIME_ID of the collecting
  *                               thread over the last HKM_ACE_CPU_WINDOW
- *                               intervals, percent of one core */
+ *                               intervals, percent of one core; 0 until the
+ *                               window is full */
 #ifndef HAKMEM_ACE_METRICS_H
 #define HAKMEM_ACE_METRICS_H
 
@@ -65,6 +66,7 @@ struct hkm_ace_metrics {
   struct hak_stats prev;  /* snapshot the next deltas start from */
   struct hak_stats cur;   /* scratch for the new snapshot */
   uint64_t prev_ns;       /* monotonic time of prev */
+  uint64_t prev_lock_wait_ns, prev_released_pages; /* counters outside hak_stats */
   uint64_t probe_ops[HAK_NUM_CLASSES]; /* the probe's own ops, subtracted
                                           from the next interval */
   struct hkm_ace_llc llc;
@@ -83,7 +85,8 @@ struct hkm_ace_metrics {
  * available, logs one info line per process.  Returns 0. */
 int hkm_ace_metrics_init(struct hkm_ace_metrics *m);
 /* Fills *out with the interval since the previous collect (or init).  CPU
- * is that of the calling thread; the first collect reports 0.  Returns 0. */
+ * is that of the calling thread; the first HKM_ACE_CPU_WINDOW collects
+ * report 0.  Returns 0. */
 int hkm_ace_metrics_collect(struct hkm_ace_metrics *m, struct hkm_ace_sample *out);
 void hkm_ace_metrics_destroy(struct hkm_ace_metrics *m);
 

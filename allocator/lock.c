@@ -4,7 +4,7 @@
 
 #include "os.h"
 
-_Atomic uint64_t hak_lock_waits, hak_lock_wait_ns;
+_Atomic uint64_t hak_lock_wait_count, hak_lock_wait_total_ns;
 
 void hak_lock_wait(hak_lock_t *l) {
   uint64_t t0 = hak_os_now_ns();
@@ -15,6 +15,6 @@ void hak_lock_wait(hak_lock_t *l) {
     if (spins > 1000) sched_yield();
     else __builtin_ia32_pause();
   }
-  atomic_fetch_add_explicit(&hak_lock_waits, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&hak_lock_wait_ns, hak_os_now_ns() - t0, memory_order_relaxed);
+  atomic_fetch_add_explicit(&hak_lock_wait_count, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&hak_lock_wait_total_ns, hak_os_now_ns() - t0, memory_order_relaxed);
 }

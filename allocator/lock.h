@@ -5,7 +5,7 @@
  * The uncontended path is one load and one exchange, as before.  A thread
  * that finds the lock held waits out of line (lock.c), and only there is
  * the wait timed and added to two process-wide counters: ACE's "mutex
- * wait" metric (hak_stats lock_waits, lock_wait_ns). */
+ * wait" metric (hak_lock_waits, hak_lock_wait_ns in hakmem.h). */
 #ifndef HAKMEM_LOCK_H
 #define HAKMEM_LOCK_H
 
@@ -20,7 +20,7 @@ typedef struct {
 #define HAK_LOCK_INIT {0}
 
 /* Totals of every contended acquisition. */
-extern _Atomic uint64_t hak_lock_waits, hak_lock_wait_ns
+extern _Atomic uint64_t hak_lock_wait_count, hak_lock_wait_total_ns
     __attribute__((visibility("hidden")));
 
 void hak_lock_wait(hak_lock_t *l) __attribute__((visibility("hidden"), noinline));

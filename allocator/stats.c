@@ -78,13 +78,14 @@ int hak_stats_get(struct hak_stats *out) {
   out->empty_slabs = relaxed64(&hak_pool.empty_spans);
   out->abandoned_slabs = relaxed64(&hak_pool.abandoned_spans);
   out->decommitted_bytes = relaxed64(&hak_pool.decommitted_bytes);
-  out->released_pages = relaxed64(&hak_pool.released_pages);
-  out->lock_waits = relaxed64(&hak_lock_waits);
-  out->lock_wait_ns = relaxed64(&hak_lock_wait_ns);
   out->rss_bytes = hak_os_rss_bytes();
   out->integrity_events = hak_integrity_events();
   return 0;
 }
+
+uint64_t hak_released_pages(void) { return relaxed64(&hak_pool.released_pages); }
+uint64_t hak_lock_waits(void) { return relaxed64(&hak_lock_wait_count); }
+uint64_t hak_lock_wait_ns(void) { return relaxed64(&hak_lock_wait_total_ns); }
 
 static void field(struct hak_msg *m, const char *name, uint64_t v) {
   hak_msg_str(m, name);
@@ -123,7 +124,7 @@ void hak_stats_print(int fd) {
   field(&m, " empty_slabs=", st.empty_slabs);
   field(&m, " abandoned_slabs=", st.abandoned_slabs);
   field(&m, " decommitted_bytes=", st.decommitted_bytes);
-  field(&m, " released_pages=", st.released_pages);
-  field(&m, " lock_waits=", st.lock_waits);
+  field(&m, " released_pages=", hak_released_pages());
+  field(&m, " lock_waits=", hak_lock_waits());
   hak_msg_send(&m, fd);
 }

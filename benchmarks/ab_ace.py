@@ -20,10 +20,12 @@ behind.
 --sweep adds the oracle: every workload also runs under each static setting
 of a grid - TLS capacity scale (HAKMEM_TLS_CAP_SCALE, percent of the
 per-class defaults) x drain threshold (HAKMEM_DRAIN_THRESHOLD) - in the
-same interleaved reps, and ACE on is compared with the best static setting
-of each workload (ACE on / best; the goal is >= 0.95). The default setting
-is one point of the grid and is ACE off itself. Defaults for a sweep: 3
-reps of 2 s (about 10 minutes for the five workloads on 2 cores).
+same interleaved reps; then, because the best of twelve noisy medians is
+biased upwards, ACE on meets each workload's best static setting again in
+fresh interleaved runs (the confirmation pass), and that ratio, ACE on /
+best, is the one judged (goal >= 0.95). The default setting is one point of
+the grid and is ACE off itself. Defaults for a sweep: 3 reps of 2 s (about
+10 minutes for the five workloads on 2 cores).
 
 The ACE arm runs with shortened loops (fast 100 ms, slow 500 ms) so that runs
 of seconds see the slow loop too; --ace-env changes or adds settings.
@@ -370,17 +372,21 @@ def markdown(doc):
                 "Static settings: HAKMEM_TLS_CAP_SCALE (%% of the per-class TLS capacities) x "
                 "HAKMEM_DRAIN_THRESHOLD; %s is the default (= ACE off)." % DEFAULT_STATIC, "",
                 "| workload | best static | its ops/s | default ops/s | ACE on ops/s "
-                "| on / best | default / best | goal on/best >= %.2f "
-                "| best static by ops per CPU-s | on / best by CPU |" % GOAL_VS_BEST,
-                "|---|---|---:|---:|---:|---:|---:|---|---|---:|"]
+                "| on / best | default / best | best static by ops per CPU-s "
+                "| on / best by CPU | confirmed on / best (p) | confirmed by CPU (p) "
+                "| goal on/best >= %.2f |" % GOAL_VS_BEST,
+                "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|"]
         for w in doc["sweep"]["workloads"]:
-            out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            c = w.get("confirm") or {}
+            judged = c.get("on_vs_best", w["on_vs_best"])
+            out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s (%s) | %s (%s) | %s |" % (
                 w["workload"], w["best_static"] or "-", fmt(w["best_ops_per_sec"], ",.0f"),
                 fmt(w["default_ops_per_sec"], ",.0f"), fmt(w["ace_on_ops_per_sec"], ",.0f"),
                 fmt(w["on_vs_best"], ".3f"), fmt(w["default_vs_best"], ".3f"),
-                "-" if w["on_vs_best"] is None else
-                ("pass" if w["on_vs_best"] >= GOAL_VS_BEST else "FAIL"),
-                w["best_static_by_cpu"] or "-", fmt(w["on_vs_best_by_cpu"], ".3f")))
+                w["best_static_by_cpu"] or "-", fmt(w["on_vs_best_by_cpu"], ".3f"),
+                fmt(c.get("on_vs_best"), ".3f"), fmt(c.get("p_value"), ".3f"),
+                fmt(c.get("on_vs_best_by_cpu"), ".3f"), fmt(c.get("cpu_p_value"), ".3f"),
+                "-" if judged is None else ("pass" if judged >= GOAL_VS_BEST else "FAIL")))
         out += ["", "Median ops/s of every static setting:", "",
                 "| workload | " + " | ".join(doc["sweep"]["grid"]) + " |",
                 "|---|" + "---:|" * len(doc["sweep"]["grid"])]
@@ -440,6 +446,29 @@ def sweep_summary(names, runs, grid):
     return out
 
 
+def confirm_summary(sweep, runs):
+    """Adds the confirmation pass to each workload of the sweep."""
+    for w in sweep["workloads"]:
+        b = w["best_static"]
+        if not b:
+            continue
+        arm = "off" if b == DEFAULT_STATIC else b
+        mine = [r for r in runs if r["workload"] == w["workload"] and r["ok"]]
+        ops = {a: [r["ops_per_sec"] for r in mine if r["arm"] == a] for a in (arm, "on")}
+        eff = {a: [r["ops_per_cpu_sec"] for r in mine if r["arm"] == a and r.get("ops_per_cpu_sec")]
+               for a in (arm, "on")}
+        mb, mo = median(ops[arm]), median(ops["on"])
+        eb, eo = median(eff[arm]), median(eff["on"])
+        w["confirm"] = {
+            "best_static": b, "runs": {a: len(v) for a, v in ops.items()},
+            "best_ops_per_sec": mb, "ace_on_ops_per_sec": mo,
+            "on_vs_best": mo / mb if mo and mb else None,
+            "p_value": mann_whitney_u(ops["on"], ops[arm])[1],
+            "on_vs_best_by_cpu": eo / eb if eo and eb else None,
+            "cpu_p_value": mann_whitney_u(eff["on"], eff[arm])[1],
+        }
+
+
 def goals(doc):
     """The issue's goals, judged on this run (preliminary on a loaded machine)."""
     g = {}
@@ -460,11 +489,13 @@ def goals(doc):
         "detail": "-" if not cpus else "max %.3f%% of a core over all ACE-on runs (goal <= %g%%)"
         % (max(cpus), GOAL_CPU_PERCENT)}
     if doc.get("sweep"):
-        vs = [(w["workload"], w["on_vs_best"]) for w in doc["sweep"]["workloads"]]
+        vs = [(w["workload"], (w.get("confirm") or w)["on_vs_best"])
+              for w in doc["sweep"]["workloads"]]
         bad = ["%s %.3f" % (n, v) for n, v in vs if v is not None and v < GOAL_VS_BEST]
         g["ace_on_vs_best_static"] = {
             "pass": not bad and any(v is not None for _, v in vs),
-            "detail": "below %.2f: %s" % (GOAL_VS_BEST, ", ".join(bad) or "none")}
+            "detail": "confirmed ACE on / best static below %.2f: %s" % (
+                GOAL_VS_BEST, ", ".join(bad) or "none")}
     return g
 
 
@@ -496,6 +527,18 @@ def main(argv):
                 iseconds=str(max(1, int(round(seconds)))),
                 phases=str(max(4, int(round(4 * seconds)))))
     runs = []
+    def run(name, arm, rep, phase, total):
+        wargv = [a.format(**fill) for a in WORKLOADS[name]]
+        r = run_once(name, os.path.abspath(runfiles_path(bins[name])), wargv, preload,
+                     arm, args.ace_env, timeout=seconds * 20 + 60)
+        r["rep"] = rep
+        r["phase"] = phase
+        runs.append(r)
+        print("%s %d/%d %-13s ACE %-3s %s" % (
+            phase, rep + 1, total, name, arm,
+            "%.0f ops/s" % r["ops_per_sec"] if r["ok"] else "FAILED: " + r["error"]),
+            file=sys.stderr, flush=True)
+
     for rep in range(reps):
         order = ARMS if rep % 2 == 0 else ARMS[::-1]
         if statics:
@@ -505,16 +548,24 @@ def main(argv):
             order = list(order) + statics
             order = order[k:] + order[:k]
         for name in names:
-            wargv = [a.format(**fill) for a in WORKLOADS[name]]
             for arm in order:
-                r = run_once(name, os.path.abspath(runfiles_path(bins[name])), wargv, preload,
-                             arm, args.ace_env, timeout=seconds * 20 + 60)
-                r["rep"] = rep
-                runs.append(r)
-                print("rep %d/%d %-13s ACE %-3s %s" % (
-                    rep + 1, reps, name, arm,
-                    "%.0f ops/s" % r["ops_per_sec"] if r["ok"] else "FAILED: " + r["error"]),
-                    file=sys.stderr, flush=True)
+                run(name, arm, rep, "rep", reps)
+
+    screen = [r for r in runs if r["phase"] == "rep"]
+    sweep = sweep_summary(names, screen, grid) if args.sweep else None
+    if sweep:
+        # The best of twelve noisy medians is biased upwards (the winner's
+        # curse), so ACE on meets each workload's best static setting again
+        # in fresh interleaved runs, and that ratio is the one judged.
+        best = {w["workload"]: w["best_static"] for w in sweep["workloads"]}
+        for rep in range(reps):
+            for name in names:
+                if not best[name]:
+                    continue
+                b = "off" if best[name] == DEFAULT_STATIC else best[name]
+                for arm in ((b, "on") if rep % 2 == 0 else ("on", b)):
+                    run(name, arm, rep, "confirm", reps)
+        confirm_summary(sweep, [r for r in runs if r["phase"] == "confirm"])
 
     doc = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -522,14 +573,14 @@ def main(argv):
                     "kernel": platform.release()},
         "reps": reps, "threads": args.threads, "seconds": seconds, "mode": mode,
         "ace_env": ACE_ON + args.ace_env, "hakmem": preload,
-        "summary": [summarize(n, [r for r in runs if r["workload"] == n]) for n in names],
+        "summary": [summarize(n, [r for r in screen if r["workload"] == n]) for n in names],
         "runs": runs,
     }
     if os.cpu_count() and os.cpu_count() <= 2:
         doc["note"] = ("Taken on %d CPUs; on a shared or loaded machine these timings are "
                        "preliminary." % os.cpu_count())
-    if args.sweep:
-        doc["sweep"] = sweep_summary(names, runs, grid)
+    if sweep:
+        doc["sweep"] = sweep
     doc["goals"] = goals(doc)
     out = args.out
     if not out:

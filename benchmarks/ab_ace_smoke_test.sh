@@ -3,7 +3,8 @@
 # Mann-Whitney p-value on known samples, one tiny A/B run of larson whose
 # results.json must have the fields the report promises, and one quick
 # oracle sweep (--sweep --quick, one rep) whose JSON must hold every static
-# setting of the grid, the best of them and ACE on against it.
+# setting of the grid, the best of them and ACE on against it, screened and
+# confirmed.
 #   ab_ace_smoke_test.sh AB_ACE_PY LIBHAKMEM_SO LARSON
 set -uo pipefail
 py=$1 so=$2 larson=$3
@@ -86,9 +87,16 @@ need(w["best_static"] in grid and w["best_ops_per_sec"] == max(w["static_ops_per
      "best %r" % w["best_static"])
 need(w["default_ops_per_sec"] == w["static_ops_per_sec"][m.DEFAULT_STATIC], "default is not ACE off")
 need(w["on_vs_best"] and w["on_vs_best"] > 0, "on/best %r" % w["on_vs_best"])
-arms = [r["arm"] for r in d["runs"]]
+arms = [r["arm"] for r in d["runs"] if r["phase"] == "rep"]
 need(len(arms) == len(grid) + 1 and set(arms) == set(grid) - {m.DEFAULT_STATIC} | {"off", "on"},
      "arms %r" % arms)
+# The confirmation pass: ACE on against the best static setting again.
+c = w.get("confirm") or {}
+best_arm = "off" if w["best_static"] == m.DEFAULT_STATIC else w["best_static"]
+need(c.get("runs") == {best_arm: 1, "on": 1}, "confirmation runs %r" % c.get("runs"))
+need(c.get("on_vs_best") and c["on_vs_best"] > 0, "confirmed on/best %r" % c.get("on_vs_best"))
+need([r["arm"] for r in d["runs"] if r["phase"] == "confirm"] == [best_arm, "on"],
+     "confirmation order %r" % [r["arm"] for r in d["runs"] if r["phase"] == "confirm"])
 # Static runs really ran with their settings, and nothing else from ACE.
 env = {r["arm"]: m.arm_settings(r["arm"], []) for r in d["runs"]}
 need("HAKMEM_TLS_CAP_SCALE=25" in env["tls25_drain32"] and "HAKMEM_DRAIN_THRESHOLD=32" in env["tls25_drain32"],

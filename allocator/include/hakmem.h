@@ -62,11 +62,6 @@ struct hak_stats {
   uint64_t threads_retired;      /* heaps handed back at thread exit */
   uint64_t rss_bytes;            /* process resident set (from /proc) */
   uint64_t integrity_events;     /* faults detected since start */
-  /* Appended fields (older readers see a prefix): */
-  uint64_t released_pages;       /* 4 KiB pages ever returned to the OS
-                                    (retain limit, page release, scavenge) */
-  uint64_t lock_waits;           /* times a thread found a hakmem lock held */
-  uint64_t lock_wait_ns;         /* time spent waiting for one */
 };
 
 /* Fills *out with a snapshot.  Counters of running threads are read
@@ -75,6 +70,14 @@ struct hak_stats {
 HAK_API int hak_stats_get(struct hak_stats *out);
 /* Writes a human-readable report to the file descriptor. */
 HAK_API void hak_stats_print(int fd);
+/* Counters outside struct hak_stats (whose size programs built against an
+ * earlier hakmem.h depend on, since hak_stats_get fills all of it):
+ * 4 KiB pages ever returned to the OS (retain limit, page release,
+ * scavenge), and how often and how long threads waited for one of
+ * hakmem's internal locks. */
+HAK_API uint64_t hak_released_pages(void);
+HAK_API uint64_t hak_lock_waits(void);
+HAK_API uint64_t hak_lock_wait_ns(void);
 /* Faults detected so far (same as hak_stats_get().integrity_events). */
 HAK_API uint64_t hak_integrity_events(void);
 /* "release" or "debug". */
