@@ -215,7 +215,8 @@ uint64_t hak_pool_scavenge(uint64_t deadline_ns, uint64_t max_pages) {
         hak_span_release(s);
         continue;
       }
-      /* Popped, the span is this thread's alone: its free pages can go. */
+      /* Popped, the span is this thread's alone: its free pages can go
+       * (hak_span_release_pages counts them in released_pages itself). */
       if (!out_of_budget(deadline_ns, max_pages, pages)) pages += hak_span_release_pages(s, 1);
       hak_span_abandon(s);
     }
@@ -224,6 +225,7 @@ uint64_t hak_pool_scavenge(uint64_t deadline_ns, uint64_t max_pages) {
    * each is popped, decommitted if it is not already, and kept on a
    * private list until the pass ends (other threads meanwhile carve or
    * take other spans; a pass is short). */
+  uint64_t decommitted = 0;
   for (unsigned b = 0; b < 4; b++) {
     uint64_t n = atomic_load_explicit(&hak_pool.empty_spans, memory_order_relaxed);
     struct hak_slab *done = NULL, *s;
@@ -237,6 +239,7 @@ uint64_t hak_pool_scavenge(uint64_t deadline_ns, uint64_t max_pages) {
         atomic_fetch_add_explicit(&hak_pool.decommitted_bytes, span_bytes(s),
                                   memory_order_relaxed);
         pages += span_bytes(s) / HAK_PAGE_SIZE;
+        decommitted += span_bytes(s) / HAK_PAGE_SIZE;
       }
       atomic_store_explicit(&s->pool_next, (uintptr_t)done, memory_order_relaxed);
       done = s;
@@ -246,6 +249,6 @@ uint64_t hak_pool_scavenge(uint64_t deadline_ns, uint64_t max_pages) {
       stack_push(&hak_pool.empty[b], s);
     }
   }
-  atomic_fetch_add_explicit(&hak_pool.released_pages, pages, memory_order_relaxed);
+  atomic_fetch_add_explicit(&hak_pool.released_pages, decommitted, memory_order_relaxed);
   return pages;
 }
