@@ -5,7 +5,7 @@
  *                 counters, the latency probe and the thread's CPU clock
  *   controller.h  decide: rules + UCB1 bandits (ucb1.h) + safety guards,
  *                 a pure function of the samples
- *   apply.h       apply: the allocator's public setters and hak_scavenge,
+ *   apply.h       apply: the allocator's public setters and hak_scavenge_pages,
  *                 logged through log.h
  *   env.h         HAKMEM_ACE_* settings
  *   thread.c      the thread and its life cycle (below)
@@ -22,7 +22,11 @@
  *     every signal blocked (signals go to the application's threads).
  *   - exit: an atexit handler signals the thread and joins it, waiting at
  *     most 2 s (a tick takes a few ms at most); if the wait runs out, the
- *     thread is left to die with the process.
+ *     thread is left to die with the process.  At info level it then logs
+ *     the thread's own CPU time (its CLOCK_THREAD_CPUTIME_ID, read by the
+ *     thread as it ends) against its lifetime - "Thread CPU: X ms in Y s
+ *     (Z% of a core)" - and the knobs left away from their defaults; ab_ace
+ *     reads both.
  *   - fork: the child runs WITHOUT ACE.  Only the forking thread exists in
  *     a child, and starting a thread from a fork handler is not safe (most
  *     children exec soon anyway).  So the child's fork handler puts every

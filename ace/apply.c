@@ -11,6 +11,7 @@ static const char *knob_name(enum hkm_ace_knob k) {
     case HKM_ACE_KNOB_TLS_CAP: return "TLS cap";
     case HKM_ACE_KNOB_DRAIN: return "drain threshold";
     case HKM_ACE_KNOB_BUNDLE: return "bundle width";
+    case HKM_ACE_KNOB_RELEASE: return "page release";
   }
   return "?";
 }
@@ -18,8 +19,9 @@ static const char *knob_name(enum hkm_ace_knob k) {
 int hkm_ace_describe(const struct hkm_ace_action *a, char *buf, size_t n) {
   if (a->kind == HKM_ACE_SCAVENGE) {
     if (a->reason == HKM_ACE_BECAUSE_FRAG)
-      snprintf(buf, n, "Partial release: scavenging up to %.2f ms (%u/8 of the budget; "
-               "live/reserved=%.2f)", (double)a->budget_ns / 1e6, a->release_pages, a->signal);
+      snprintf(buf, n, "Partial release: scavenging up to %.2f ms and %llu pages (%u/8 of the "
+               "budget; live/reserved=%.2f)", (double)a->budget_ns / 1e6,
+               (unsigned long long)a->max_pages, a->release_pages, a->signal);
     else
       snprintf(buf, n, "Scavenging up to %.2f ms (RSS %.0f MiB, up from %.0f MiB)",
                (double)a->budget_ns / 1e6, a->signal / 1048576.0, a->baseline / 1048576.0);
@@ -27,8 +29,10 @@ int hkm_ace_describe(const struct hkm_ace_action *a, char *buf, size_t n) {
   }
   const char *verb = a->reason == HKM_ACE_BECAUSE_CALM || a->reason == HKM_ACE_BECAUSE_GUARD
                          ? "Restoring" : "Adjusting";
-  int len = snprintf(buf, n, "%s %s[%d]: %u → %u", verb, knob_name(a->knob), a->cls, a->from,
-                     a->to);
+  int len = a->cls < 0 ? snprintf(buf, n, "%s %s: %u → %u", verb, knob_name(a->knob), a->from,
+                                  a->to)
+                       : snprintf(buf, n, "%s %s[%d]: %u → %u", verb, knob_name(a->knob),
+                                  a->cls, a->from, a->to);
   if (len < 0 || (size_t)len >= n) return HKM_ACE_LOG_INFO;
   char *rest = buf + len;
   size_t left = n - (size_t)len;
@@ -45,17 +49,14 @@ int hkm_ace_describe(const struct hkm_ace_action *a, char *buf, size_t n) {
     case HKM_ACE_BECAUSE_CALM:
       snprintf(rest, left, " (calm for %u ticks)", a->calm_ticks);
       break;
+    case HKM_ACE_BECAUSE_FRAG:
+      snprintf(rest, left, " (live/reserved=%.2f)", a->signal);
+      break;
     case HKM_ACE_BECAUSE_GUARD:
       snprintf(rest, left, " (safety guard)");
       break;
     default:
       break;
-  }
-  if (a->knob == HKM_ACE_KNOB_BUNDLE) {
-    size_t used = 0;
-    while (used < n && buf[used]) used++;
-    snprintf(buf + used, n - used, " [not applied: the allocator has no bundle setter]");
-    return HKM_ACE_LOG_DEBUG;
   }
   return HKM_ACE_LOG_INFO;
 }
@@ -91,7 +92,7 @@ uint64_t hkm_ace_apply(const struct hkm_ace_decision *d) {
     int level = hkm_ace_describe(a, text, sizeof text);
     if (a->kind == HKM_ACE_SCAVENGE) {
       uint64_t t0 = hkm_ace_now_ns();
-      size_t got = hak_scavenge(a->budget_ns);
+      size_t got = hak_scavenge_pages(a->max_pages, a->budget_ns) * HKM_ACE_PAGE_BYTES;
       uint64_t t1 = hkm_ace_now_ns();
       released += got;
       hkm_ace_log(level, "%s: released %zu KiB in %.2f ms", text, got >> 10,
@@ -101,6 +102,8 @@ uint64_t hkm_ace_apply(const struct hkm_ace_decision *d) {
     int rc = 0;
     if (a->knob == HKM_ACE_KNOB_TLS_CAP) rc = hkm_tiny_set_tls_capacity(a->cls, a->to);
     else if (a->knob == HKM_ACE_KNOB_DRAIN) rc = hkm_tiny_set_drain_threshold(a->cls, a->to);
+    else if (a->knob == HKM_ACE_KNOB_BUNDLE) rc = hkm_tiny_set_bundle_width(a->cls, a->to);
+    else if (a->knob == HKM_ACE_KNOB_RELEASE) rc = hkm_set_release_pages(a->to);
     if (rc != 0) hkm_ace_log(HKM_ACE_LOG_INFO, "%s: the allocator refused it", text);
     else hkm_ace_log(level, "%s", text);
   }

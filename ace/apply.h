@@ -1,8 +1,8 @@
 /* Carrying out a decision (controller.h) through the allocator's public
  * API - hkm_tiny_set_tls_capacity, hkm_tiny_set_drain_threshold,
- * hak_scavenge - and logging each step (log.h): knob moves, scavenges and
- * guard trips at info, moves that cannot be applied (bundle width: no
- * allocator setter yet) at debug. */
+ * hkm_tiny_set_bundle_width, hkm_set_release_pages, hak_scavenge_pages -
+ * and logging each step (log.h): knob moves, scavenges and guard trips at
+ * info. */
 #ifndef HAKMEM_ACE_APPLY_H
 #define HAKMEM_ACE_APPLY_H
 

@@ -20,6 +20,8 @@ void hkm_ace_policy_default(struct hkm_ace_policy *p) {
       .restore_after = 4,
       .bundle_default = 32,
       .frag_lo = 0.5,
+      .frag_calm = 0.7,
+      .release_unit_pages = 256,
       .frag_min_reserved = 16ull << 20,
       .rss_up_ratio = 0.25,
       .rss_up_min_bytes = 32ull << 20,
@@ -63,6 +65,14 @@ void hkm_ace_controller_init(struct hkm_ace_controller *ctl, const struct hkm_ac
 }
 
 void hkm_ace_controller_destroy(struct hkm_ace_controller *ctl) { (void)ctl; }
+
+void hkm_ace_controller_set_defaults(struct hkm_ace_controller *ctl,
+                                     const uint32_t bundle_default[HAK_NUM_CLASSES],
+                                     uint32_t release_default) {
+  for (int c = 0; c < HAK_NUM_CLASSES; c++)
+    ctl->cls[c].bundle_default = ctl->cls[c].bundle = bundle_default[c];
+  ctl->release_default = ctl->release = release_default;
+}
 
 uint32_t hkm_ace_step_toward(uint32_t from, uint32_t target, const uint32_t *table, unsigned n) {
   if (from < target) {
@@ -130,6 +140,10 @@ static void restore_all(struct hkm_ace_controller *ctl, struct hkm_ace_decision 
     k->drain = k->drain_default;
     k->bundle = k->bundle_default;
   }
+  if (ctl->release != ctl->release_default)
+    set_knob(out, HKM_ACE_KNOB_RELEASE, -1, ctl->release, ctl->release_default,
+             HKM_ACE_BECAUSE_GUARD, 0);
+  ctl->release = ctl->release_default;
 }
 
 static int check_guards(struct hkm_ace_controller *ctl, const struct hkm_ace_sample *s,
@@ -296,10 +310,12 @@ static void slow_loop(struct hkm_ace_controller *ctl, const struct hkm_ace_sampl
                       struct hkm_ace_decision *out) {
   const struct hkm_ace_policy *p = &ctl->policy;
   int frag_up = s->reserved_bytes >= p->frag_min_reserved && s->fragmentation_ratio < p->frag_lo;
+  int frag_calm = s->reserved_bytes < p->frag_min_reserved ||
+                  s->fragmentation_ratio >= p->frag_calm;
   int rss_up = ctl->rss_base_set &&
                (double)s->rss_bytes > (double)ctl->rss_base * (1.0 + p->rss_up_ratio) &&
                s->rss_bytes - ctl->rss_base >= p->rss_up_min_bytes;
-  uint64_t budget = 0;
+  uint64_t budget = 0, max_pages = 0;
   enum hkm_ace_reason why = HKM_ACE_BECAUSE_RSS;
   double signal = (double)s->rss_bytes;
   uint32_t pages = 0;
@@ -307,12 +323,26 @@ static void slow_loop(struct hkm_ace_controller *ctl, const struct hkm_ace_sampl
     int arm = hkm_ace_ucb1_select(&ctl->release_bandit);
     pages = hkm_ace_release_candidates[arm];
     budget = p->scavenge_budget_ns * pages / hkm_ace_release_candidates[HKM_ACE_N_RELEASE - 1];
+    max_pages = (uint64_t)pages * p->release_unit_pages;
     ctl->release_arm = arm;
     why = HKM_ACE_BECAUSE_FRAG;
     signal = s->fragmentation_ratio;
+    ctl->release_calm = 0;
+  } else if (frag_calm) {
+    /* Page release off again once fragmentation has stayed low. */
+    if (ctl->release != ctl->release_default && ++ctl->release_calm >= p->restore_after) {
+      set_knob(out, HKM_ACE_KNOB_RELEASE, -1, ctl->release, ctl->release_default,
+               HKM_ACE_BECAUSE_CALM, s->fragmentation_ratio);
+      out->actions[out->n - 1].calm_ticks = ctl->release_calm;
+      ctl->release = ctl->release_default;
+      ctl->release_calm = 0;
+    }
+  } else {
+    ctl->release_calm = 0;
   }
   if (rss_up) {
     budget = p->scavenge_budget_ns;
+    max_pages = 0;
     why = HKM_ACE_BECAUSE_RSS;
     signal = (double)s->rss_bytes;
   }
@@ -325,8 +355,15 @@ static void slow_loop(struct hkm_ace_controller *ctl, const struct hkm_ace_sampl
       a->signal = signal;
       a->budget_ns = budget;
       a->release_pages = pages;
+      a->max_pages = max_pages;
       a->baseline = (double)ctl->rss_base;
     }
+  }
+  /* After the scavenge: the knob acts on what threads free from now on. */
+  if (frag_up && pages != ctl->release) {
+    set_knob(out, HKM_ACE_KNOB_RELEASE, -1, ctl->release, pages, HKM_ACE_BECAUSE_FRAG,
+             s->fragmentation_ratio);
+    ctl->release = pages;
   }
   /* The reference is the lowest RSS since the last scavenge, so slow,
    * steady growth is seen once it adds up. */

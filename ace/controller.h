@@ -30,8 +30,8 @@
  *       capacity of classes caching >= diet_min_cached_bytes times a diet
  *       factor < 1 (diet bandit; the table's 1.0 is the undieted state,
  *       not an arm the rule pulls), never below the smallest candidate (4)
- *   mutex wait up -> wider bundle (bundle bandit).  The allocator has no
- *       bundle setter yet: the decision is made and logged, not applied.
+ *   mutex wait up -> wider bundle (bundle bandit): refills move more blocks
+ *       per trip to the shared structures behind the locks
  *   calm (backlog <= backlog_lo, LLC within llc_calm_ratio of baseline,
  *       mutex wait low) for restore_after ticks -> the knob moves one
  *       candidate back towards its default; the count then starts again,
@@ -39,9 +39,15 @@
  *       and "calm" thresholds differ, and calm must last).
  * Slow loop (slow = 1):
  *   fragmentation up (live/reserved < frag_lo with >= frag_min_reserved
- *       reserved) -> partial release: hak_scavenge for k/8 of the scavenge
- *       budget, k from the partial-release bandit over {1, 2, 4, 8} pages
- *       units (the allocator releases by time budget, not by page count)
+ *       reserved) -> partial release, k from the partial-release bandit
+ *       over {1, 2, 4, 8} pages: page release turned on with runs of at
+ *       least k pages (hkm_set_release_pages: threads return the free pages
+ *       of their emptying spans themselves, the memory only they can
+ *       reach), and hak_scavenge_pages of at most k * release_unit_pages
+ *       pages within k/8 of the scavenge budget (what no thread owns)
+ *   calm fragmentation (live/reserved >= frag_calm, or too little
+ *       reserved) for restore_after slow ticks -> page release back to its
+ *       default (off)
  *   RSS up (by rss_up_ratio and rss_up_min_bytes over its lowest point
  *       since the last RSS scavenge) -> hak_scavenge with the full budget
  *       (5 ms)
@@ -86,6 +92,8 @@ struct hkm_ace_policy {
   uint32_t bundle_default;      /* the allocator's bundle width (32) */
   /* slow loop */
   double frag_lo;               /* live/reserved below this: fragmented (0.5) */
+  double frag_calm;             /* ... at or above this: calm (0.7) */
+  uint32_t release_unit_pages;  /* pages a partial-release unit scavenges (256) */
   uint64_t frag_min_reserved;   /* ... with at least this reserved (16 MiB) */
   double rss_up_ratio;          /* RSS growth over its reference (0.25) */
   uint64_t rss_up_min_bytes;    /* ... of at least this much (32 MiB) */
@@ -102,7 +110,13 @@ struct hkm_ace_policy {
 /* The defaults in the comments above; guards at the SPEC's defaults. */
 void hkm_ace_policy_default(struct hkm_ace_policy *p);
 
-enum hkm_ace_knob { HKM_ACE_KNOB_TLS_CAP, HKM_ACE_KNOB_DRAIN, HKM_ACE_KNOB_BUNDLE };
+/* RELEASE is process-wide (cls -1): hkm_set_release_pages, 0 = off. */
+enum hkm_ace_knob {
+  HKM_ACE_KNOB_TLS_CAP,
+  HKM_ACE_KNOB_DRAIN,
+  HKM_ACE_KNOB_BUNDLE,
+  HKM_ACE_KNOB_RELEASE,
+};
 
 enum hkm_ace_reason {
   HKM_ACE_BECAUSE_BACKLOG,   /* remote backlog up */
@@ -137,9 +151,10 @@ struct hkm_ace_action {
   unsigned calm_ticks;    /* CALM */
   uint64_t budget_ns;     /* SCAVENGE */
   uint32_t release_pages; /* SCAVENGE for FRAG: the arm's page units */
+  uint64_t max_pages;     /* SCAVENGE: page limit, 0 = none */
 };
 
-#define HKM_ACE_MAX_ACTIONS (3 * HAK_NUM_CLASSES + 1)
+#define HKM_ACE_MAX_ACTIONS (3 * HAK_NUM_CLASSES + 2)
 
 struct hkm_ace_decision {
   unsigned n;
@@ -165,6 +180,8 @@ struct hkm_ace_controller {
   struct hkm_ace_class cls[HAK_NUM_CLASSES];
   struct hkm_ace_ucb1_bandit release_bandit; /* process-wide: scavenge is */
   int release_arm;
+  uint32_t release_default, release; /* page-release knob (0 = off) */
+  unsigned release_calm;             /* consecutive calm slow ticks */
   double ops_ref;          /* moving average of ops/s (reward reference) */
   double llc_base;         /* moving average of calm LLC rates */
   int llc_base_set;
@@ -184,6 +201,12 @@ void hkm_ace_controller_init(struct hkm_ace_controller *ctl, const struct hkm_ac
 void hkm_ace_controller_tick(struct hkm_ace_controller *ctl, const struct hkm_ace_sample *s,
                              int slow, struct hkm_ace_decision *out);
 void hkm_ace_controller_destroy(struct hkm_ace_controller *ctl);
+/* The allocator's own values of the knobs the controller does not take
+ * from init: bundle widths per class and the page-release setting.  Call
+ * after init, before the first tick. */
+void hkm_ace_controller_set_defaults(struct hkm_ace_controller *ctl,
+                                     const uint32_t bundle_default[HAK_NUM_CLASSES],
+                                     uint32_t release_default);
 
 /* The reward of class cls's last move, given the sample that followed it. */
 double hkm_ace_reward(const struct hkm_ace_controller *ctl, const struct hkm_ace_sample *s,

@@ -71,8 +71,10 @@ std::vector<std::string> Moves(const hkm_ace_decision& d) {
   for (unsigned i = 0; i < d.n; ++i) {
     const hkm_ace_action& a = d.actions[i];
     if (a.kind != HKM_ACE_SET_KNOB) continue;
-    const char* k = a.knob == HKM_ACE_KNOB_TLS_CAP ? "tls" : a.knob == HKM_ACE_KNOB_DRAIN ? "drain"
-                                                                                          : "bundle";
+    const char* k = a.knob == HKM_ACE_KNOB_TLS_CAP   ? "tls"
+                    : a.knob == HKM_ACE_KNOB_DRAIN   ? "drain"
+                    : a.knob == HKM_ACE_KNOB_BUNDLE  ? "bundle"
+                                                     : "release";
     v.push_back(std::string(k) + " " + std::to_string(a.cls) + " " + std::to_string(a.from) +
                 "->" + std::to_string(a.to));
   }
@@ -192,15 +194,30 @@ TEST(Controller, NoLlcCountersNoDiet) {
   for (int t = 0; t < 10; ++t) EXPECT_EQ(f.Tick(WithLlc(0.0)).n, 0u);
 }
 
-TEST(Controller, MutexWaitWidensBundlesAsADecisionOnly) {
+TEST(Controller, MutexWaitWidensBundles) {
   Fixture f;
   hkm_ace_sample s = Calm();
   s.mutex_wait_ns_per_sec = 5e6;
   EXPECT_EQ(Moves(f.Tick(s)), Strings{"bundle 5 32->64"});  // only the class in use
   EXPECT_EQ(f.d.actions[0].reason, HKM_ACE_BECAUSE_MUTEX);
   char text[256];
-  EXPECT_EQ(hkm_ace_describe(&f.d.actions[0], text, sizeof text), HKM_ACE_LOG_DEBUG);
-  EXPECT_NE(std::string(text).find("not applied"), std::string::npos) << text;
+  EXPECT_EQ(hkm_ace_describe(&f.d.actions[0], text, sizeof text), HKM_ACE_LOG_INFO);
+  EXPECT_EQ(std::string(text), "Adjusting bundle width[5]: 32 → 64 (mutex wait=5000000 ns/s)");
+}
+
+TEST(Controller, BundleDefaultsComeFromTheAllocator) {
+  Fixture f;
+  uint32_t bundle[HAK_NUM_CLASSES];
+  for (int c = 0; c < HAK_NUM_CLASSES; ++c) bundle[c] = 8;
+  hkm_ace_controller_set_defaults(&f.ctl, bundle, 0);
+  hkm_ace_sample s = Calm();
+  s.mutex_wait_ns_per_sec = 5e6;
+  EXPECT_EQ(Moves(f.Tick(s)), Strings{"bundle 5 8->16"});  // first candidate above 8
+  // Calm again: back to the allocator's 8, not the policy's 32.
+  Strings moves;
+  for (int t = 0; t < 10; ++t)
+    for (const std::string& m : Moves(f.Tick(Calm()))) moves.push_back(m);
+  EXPECT_EQ(moves, Strings{"bundle 5 16->8"});
 }
 
 // ------------------------------------------------------------ slow loop --
@@ -213,16 +230,53 @@ TEST(Controller, FragmentationUpReleasesPartially) {
   s.reserved_bytes = 100 << 20;
   EXPECT_EQ(f.Tick(s, /*slow=*/false).n, 0u);  // the fast loop does not scavenge
   const hkm_ace_decision& d = f.Tick(s, /*slow=*/true);
-  ASSERT_EQ(d.n, 1u);
+  ASSERT_EQ(d.n, 2u);
   EXPECT_EQ(d.actions[0].kind, HKM_ACE_SCAVENGE);
   EXPECT_EQ(d.actions[0].reason, HKM_ACE_BECAUSE_FRAG);
-  // First untried arm: 1 page unit = 1/8 of the 5 ms budget.
+  // First untried arm: 1 page unit = 1/8 of the 5 ms budget, one unit of
+  // pages, and page release on with runs of one page.
   EXPECT_EQ(d.actions[0].release_pages, 1u);
   EXPECT_EQ(d.actions[0].budget_ns, f.policy.scavenge_budget_ns / 8);
+  EXPECT_EQ(d.actions[0].max_pages, f.policy.release_unit_pages);
+  EXPECT_EQ(Moves(d), Strings{"release -1 0->1"});
+  char text[256];
+  hkm_ace_describe(&d.actions[1], text, sizeof text);
+  EXPECT_EQ(std::string(text), "Adjusting page release: 0 → 1 (live/reserved=0.30)");
   // The next slow tick tries the next arm; the previous one was rewarded.
   f.Tick(s, false);
   EXPECT_EQ(f.ctl.release_bandit.arms[0].pulls, 1u);
-  EXPECT_EQ(f.Tick(s, true).actions[0].release_pages, 2u);
+  const hkm_ace_decision& d2 = f.Tick(s, true);
+  EXPECT_EQ(d2.actions[0].release_pages, 2u);
+  EXPECT_EQ(Moves(d2), Strings{"release -1 1->2"});
+}
+
+TEST(Controller, PageReleaseGoesOffAfterCalmSlowTicks) {
+  Fixture f;
+  hkm_ace_sample frag = Calm();
+  frag.fragmentation_ratio = 0.3;
+  EXPECT_EQ(Moves(f.Tick(frag, true)), Strings{"release -1 0->1"});
+  // Between frag_lo and frag_calm: neither up nor calm, nothing moves.
+  hkm_ace_sample between = Calm();
+  between.fragmentation_ratio = 0.6;
+  for (int t = 0; t < 6; ++t) EXPECT_EQ(Moves(f.Tick(between, true)), Strings{});
+  // Calm for restore_after slow ticks (fast ticks do not count).
+  for (unsigned t = 0; t + 1 < f.policy.restore_after; ++t) {
+    EXPECT_EQ(Moves(f.Tick(Calm(), false)), Strings{});
+    EXPECT_EQ(Moves(f.Tick(Calm(), true)), Strings{});
+  }
+  EXPECT_EQ(Moves(f.Tick(Calm(), true)), Strings{"release -1 1->0"});
+  EXPECT_EQ(f.d.actions[0].reason, HKM_ACE_BECAUSE_CALM);
+}
+
+TEST(Controller, GuardTurnsPageReleaseOff) {
+  Fixture f;
+  hkm_ace_sample frag = Calm();
+  frag.fragmentation_ratio = 0.3;
+  f.Tick(frag, true);
+  hkm_ace_sample hot = Calm();
+  hot.ace_cpu_percent = 50;
+  EXPECT_EQ(Moves(f.Tick(hot)), Strings{"release -1 1->0"});
+  EXPECT_EQ(f.d.tripped, HKM_ACE_GUARD_CPU);
 }
 
 TEST(Controller, SmallHeapsAreNotScavengedForFragmentation) {

@@ -27,6 +27,8 @@ int hkm_ace_metrics_init(struct hkm_ace_metrics *m) {
   memset(m, 0, sizeof *m);
   m->probe_enabled = 1;
   hak_stats_get(&m->prev);
+  m->prev_lock_wait_ns = hak_lock_wait_ns();
+  m->prev_released_pages = hak_released_pages();
   m->prev_ns = hkm_ace_now_ns();
   if (hkm_ace_llc_open(&m->llc) < 0 &&
       !atomic_exchange_explicit(&llc_notice_given, 1, memory_order_relaxed))
@@ -51,6 +53,10 @@ static double cpu_percent(struct hkm_ace_metrics *m, uint64_t wall_now) {
   if (m->cpu_count < HKM_ACE_CPU_WINDOW) m->cpu_count++;
   m->cpu_prev_ns = cpu_now;
   m->cpu_wall_prev_ns = wall_now;
+  /* Nothing until the window is full: over its first few intervals the
+   * thread's share is mostly start-up (the probe's first allocations fault
+   * pages in), which must not trip the CPU guard. */
+  if (m->cpu_count < HKM_ACE_CPU_WINDOW) return 0.0;
   uint64_t cpu = 0, wall = 0;
   for (unsigned i = 0; i < m->cpu_count; i++) {
     cpu += m->cpu_delta[i];
@@ -109,7 +115,11 @@ int hkm_ace_metrics_collect(struct hkm_ace_metrics *m, struct hkm_ace_sample *ou
   out->large_cached_bytes = m->cur.large_cached_bytes;
   out->rss_bytes = m->cur.rss_bytes;
   out->llc_miss_rate = hkm_ace_llc_rate(&m->llc);
-  out->mutex_wait_ns_per_sec = 0.0;
+  uint64_t wait_ns = hak_lock_wait_ns(), released = hak_released_pages();
+  out->mutex_wait_ns_per_sec = (double)delta(wait_ns, m->prev_lock_wait_ns) / out->interval_s;
+  out->released_bytes = delta(released, m->prev_released_pages) * (uint64_t)HKM_ACE_PAGE_BYTES;
+  m->prev_lock_wait_ns = wait_ns;
+  m->prev_released_pages = released;
 
   memset(m->probe_ops, 0, sizeof m->probe_ops);
   if (m->probe_enabled) {

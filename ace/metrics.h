@@ -18,14 +18,16 @@
  *                               nothing is reserved)
  *   RSS                         hak_stats rss_bytes (/proc)
  *   LLC miss rate               perf_event_open (llc.h), 0.0 where absent
- *   mutex wait                  0: the allocator's locks are spin locks on
- *                               rare paths and count no waiting; there is no
- *                               cheap outside source (getrusage's context
- *                               switches do not see spinning)
+ *   mutex wait                  hak_lock_wait_ns(), delta: time threads
+ *                               spent waiting for the allocator's (rare-path)
+ *                               spin locks, counted only when one was held
+ *   memory released             hak_released_pages(), delta (every path:
+ *                               retain limit, page release, scavenge)
  *   p99 allocation latency      the probe (latency.h)
  *   ACE CPU                     CLOCK_THREAD_CPUTIME_ID of the collecting
  *                               thread over the last HKM_ACE_CPU_WINDOW
- *                               intervals, percent of one core */
+ *                               intervals, percent of one core; 0 until the
+ *                               window is full */
 #ifndef HAKMEM_ACE_METRICS_H
 #define HAKMEM_ACE_METRICS_H
 
@@ -40,6 +42,7 @@ extern "C" {
 #endif
 
 #define HKM_ACE_CPU_WINDOW 8
+#define HKM_ACE_PAGE_BYTES 4096
 #define HKM_ACE_PROBE_CLASSES 8
 
 struct hkm_ace_sample {
@@ -49,21 +52,21 @@ struct hkm_ace_sample {
   uint64_t remote_backlog[HAK_NUM_CLASSES];   /* blocks awaiting their owner */
   uint64_t tls_cached_bytes[HAK_NUM_CLASSES]; /* bytes sitting in TLS lists */
   double llc_miss_rate;                       /* misses / references, 0..1 */
-  double mutex_wait_ns_per_sec;               /* lock waiting, 0 (no source) */
+  double mutex_wait_ns_per_sec;               /* lock waiting, ns per second */
   double fragmentation_ratio;                 /* live / reserved, 0..1 */
   uint64_t live_bytes, reserved_bytes;        /* slab tiers */
   uint64_t large_cached_bytes;                /* freed large spans kept */
   uint64_t rss_bytes;
   uint64_t p99_alloc_ns;    /* probe p99, 0 = not measured */
   double ace_cpu_percent;   /* collecting thread, % of one core */
-  uint64_t released_bytes;  /* filled by the caller: what ACE's own
-                               scavenge released since the last sample */
+  uint64_t released_bytes;  /* returned to the OS in the interval */
 };
 
 struct hkm_ace_metrics {
   struct hak_stats prev;  /* snapshot the next deltas start from */
   struct hak_stats cur;   /* scratch for the new snapshot */
   uint64_t prev_ns;       /* monotonic time of prev */
+  uint64_t prev_lock_wait_ns, prev_released_pages; /* counters outside hak_stats */
   uint64_t probe_ops[HAK_NUM_CLASSES]; /* the probe's own ops, subtracted
                                           from the next interval */
   struct hkm_ace_llc llc;
@@ -82,7 +85,8 @@ struct hkm_ace_metrics {
  * available, logs one info line per process.  Returns 0. */
 int hkm_ace_metrics_init(struct hkm_ace_metrics *m);
 /* Fills *out with the interval since the previous collect (or init).  CPU
- * is that of the calling thread; the first collect reports 0.  Returns 0. */
+ * is that of the calling thread; the first HKM_ACE_CPU_WINDOW collects
+ * report 0.  Returns 0. */
 int hkm_ace_metrics_collect(struct hkm_ace_metrics *m, struct hkm_ace_sample *out);
 void hkm_ace_metrics_destroy(struct hkm_ace_metrics *m);
 

@@ -28,6 +28,8 @@ static struct {
   pthread_t thread;
   struct hkm_ace_config cfg;
   uint32_t tls_default[HAK_NUM_CLASSES], drain_default[HAK_NUM_CLASSES];
+  uint32_t bundle_default[HAK_NUM_CLASSES], release_default;
+  uint64_t cpu_ns, wall_ns; /* the thread's CPU and wall time, at its end */
   struct hkm_ace_metrics metrics;
   struct hkm_ace_controller ctl;
   struct hkm_ace_decision decision;
@@ -53,12 +55,19 @@ static void log_sample(const struct hkm_ace_sample *s, uint64_t tick, int slow) 
               s->ace_cpu_percent);
 }
 
+static uint64_t thread_cpu_ns(void) {
+  struct timespec t;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t) != 0) return 0;
+  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
 static void *ace_main(void *arg) {
   (void)arg;
+  const uint64_t started = hkm_ace_now_ns();
   const uint64_t fast = ace.cfg.fast_interval_ms * 1000000ull;
   const uint64_t slow = ace.cfg.slow_interval_ms * 1000000ull;
   uint64_t now = hkm_ace_now_ns();
-  uint64_t next_fast = now + fast, next_slow = now + slow, released = 0;
+  uint64_t next_fast = now + fast, next_slow = now + slow;
 
   pthread_mutex_lock(&ace.mu);
   while (!ace.stop) {
@@ -71,13 +80,12 @@ static void *ace_main(void *arg) {
 
     /* observe -> decide -> apply, outside the lock */
     hkm_ace_metrics_collect(&ace.metrics, &ace.sample);
-    ace.sample.released_bytes = released;
     now = hkm_ace_now_ns();
     int is_slow = now >= next_slow;
     if (is_slow) next_slow = now + slow;
     hkm_ace_controller_tick(&ace.ctl, &ace.sample, is_slow, &ace.decision);
     log_sample(&ace.sample, ace.ctl.ticks, is_slow);
-    released = hkm_ace_apply(&ace.decision);
+    hkm_ace_apply(&ace.decision);
     if (ace.ctl.stopped) hkm_ace_metrics_destroy(&ace.metrics);
 
     next_fast += fast;
@@ -85,6 +93,10 @@ static void *ace_main(void *arg) {
     if (next_fast <= now) next_fast = now + fast; /* a slow tick: skip, don't catch up */
     pthread_mutex_lock(&ace.mu);
   }
+  /* Read by hkm_ace_stop after the join: the thread's whole CPU cost, which
+   * its own clock can tell only from inside. */
+  ace.cpu_ns = thread_cpu_ns();
+  ace.wall_ns = hkm_ace_now_ns() - started;
   pthread_mutex_unlock(&ace.mu);
   return NULL;
 }
@@ -104,7 +116,10 @@ static void fork_child(void) {
       hkm_tiny_set_tls_capacity(c, ace.tls_default[c]);
     if (hkm_tiny_get_drain_threshold(c) != ace.drain_default[c])
       hkm_tiny_set_drain_threshold(c, ace.drain_default[c]);
+    if (hkm_tiny_get_bundle_width(c) != ace.bundle_default[c])
+      hkm_tiny_set_bundle_width(c, ace.bundle_default[c]);
   }
+  if (hkm_get_release_pages() != ace.release_default) hkm_set_release_pages(ace.release_default);
 }
 
 static void at_exit(void) { hkm_ace_stop(); }
@@ -128,7 +143,10 @@ int hkm_ace_start(const struct hkm_ace_config *cfg) {
     ace.tls_default[c] = hkm_tiny_get_tls_capacity(c);
     ace.drain_default[c] = hkm_tiny_get_drain_threshold(c);
   }
+  for (int c = 0; c < HAK_NUM_CLASSES; c++) ace.bundle_default[c] = hkm_tiny_get_bundle_width(c);
+  ace.release_default = hkm_get_release_pages();
   hkm_ace_controller_init(&ace.ctl, &policy, ace.tls_default, ace.drain_default);
+  hkm_ace_controller_set_defaults(&ace.ctl, ace.bundle_default, ace.release_default);
   hkm_ace_metrics_init(&ace.metrics);
 
   pthread_condattr_t ca;
@@ -164,7 +182,8 @@ int hkm_ace_start(const struct hkm_ace_config *cfg) {
 }
 
 /* At info level, one line per knob left away from its default, e.g.
- * "Final drain threshold[3]: 32 (default 64)", then a count. */
+ * "Final drain threshold[3]: 32 (default 64)", then a count; ab_ace reads
+ * these lines. */
 static void log_final_knobs(void) {
   if (hkm_ace_log_level() < HKM_ACE_LOG_INFO) return;
   unsigned moved = 0;
@@ -180,6 +199,18 @@ static void log_final_knobs(void) {
                   ace.drain_default[c]);
       moved++;
     }
+    uint32_t bundle = hkm_tiny_get_bundle_width(c);
+    if (bundle != ace.bundle_default[c]) {
+      hkm_ace_log(HKM_ACE_LOG_INFO, "Final bundle width[%d]: %u (default %u)", c, bundle,
+                  ace.bundle_default[c]);
+      moved++;
+    }
+  }
+  uint32_t release = hkm_get_release_pages();
+  if (release != ace.release_default) {
+    hkm_ace_log(HKM_ACE_LOG_INFO, "Final page release: %u (default %u)", release,
+                ace.release_default);
+    moved++;
   }
   hkm_ace_log(HKM_ACE_LOG_INFO, "Final knobs: %u away from their defaults", moved);
 }
@@ -203,6 +234,9 @@ void hkm_ace_stop(void) {
   }
   if (!ace.ctl.stopped) hkm_ace_metrics_destroy(&ace.metrics);
   hkm_ace_log(HKM_ACE_LOG_INFO, "Stopped after %llu ticks", (unsigned long long)ace.ctl.ticks);
+  hkm_ace_log(HKM_ACE_LOG_INFO, "Thread CPU: %.3f ms in %.3f s (%.3f%% of a core)",
+              (double)ace.cpu_ns / 1e6, (double)ace.wall_ns / 1e9,
+              ace.wall_ns ? 100.0 * (double)ace.cpu_ns / (double)ace.wall_ns : 0.0);
   log_final_knobs();
 }
 

@@ -7,6 +7,9 @@
 
 struct hak_config hak_config = {
     .tls_cap = 0,
+    .tls_cap_scale = 100,
+    .bundle_width = 0,
+    .release_pages = 0,
     .drain_threshold = 64,
     .fault_action = HAK_FAULT_ABORT,
     .crash_handler = 1,
@@ -35,6 +38,9 @@ static const struct numeric_setting {
   uint64_t *target;
 } numeric_settings[] = {
     {"HAKMEM_TLS_CAP", 1, 4096, "1..4096", 0, &hak_config.tls_cap},
+    {"HAKMEM_TLS_CAP_SCALE", 1, 1600, "1..1600", 0, &hak_config.tls_cap_scale},
+    {"HAKMEM_BUNDLE_WIDTH", 0, 4096, "0..4096", 0, &hak_config.bundle_width},
+    {"HAKMEM_RELEASE_PAGES", 0, HAK_RELEASE_PAGES_MAX, "0..128", 0, &hak_config.release_pages},
     {"HAKMEM_DRAIN_THRESHOLD", 1, 65536, "1..65536", 0, &hak_config.drain_threshold},
     {"HAKMEM_CRASH_HANDLER", 0, 1, "0 or 1", 0, &hak_config.crash_handler},
     {"HAKMEM_LARGE_CACHE_MB", 0, 1 << 20, "0..1048576", 20, &hak_config.large_cache_bytes},

@@ -9,6 +9,12 @@
 
 struct hak_config {
   uint64_t tls_cap;            /* HAKMEM_TLS_CAP: 0 = per-class defaults */
+  uint64_t tls_cap_scale;      /* HAKMEM_TLS_CAP_SCALE: percent of the
+                                  per-class defaults (100) */
+  uint64_t bundle_width;       /* HAKMEM_BUNDLE_WIDTH: blocks per refill,
+                                  0 = half the TLS capacity */
+  uint64_t release_pages;      /* HAKMEM_RELEASE_PAGES: page release in
+                                  spans in use (release.h), 0 = off */
   uint64_t drain_threshold;    /* HAKMEM_DRAIN_THRESHOLD */
   uint64_t fault_action;       /* HAKMEM_FAULT_ACTION: abort | report */
   uint64_t crash_handler;      /* HAKMEM_CRASH_HANDLER: 0 | 1 */

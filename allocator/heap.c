@@ -7,6 +7,7 @@
 #include "integrity.h"
 #include "knobs.h"
 #include "os.h"
+#include "release.h"
 #include "remote.h"
 #include "segment.h"
 
@@ -42,7 +43,7 @@ static void list_remove(struct hak_slab_list *l, struct hak_slab *s) {
 }
 
 static int span_has_blocks(const struct hak_slab *s) {
-  return s->free ||
+  return s->free || s->parked ||
          atomic_load_explicit(&s->carved, memory_order_relaxed) < s->capacity;
 }
 
@@ -129,7 +130,11 @@ static struct hak_slab *find_span(struct hak_heap *h, unsigned cls) {
  * like a pop before its link is followed. */
 static uint32_t span_take(struct hak_slab *s, struct hak_bin *bin, unsigned cls,
                           uint32_t want) {
-  uint32_t listed = atomic_load_explicit(&s->carved, memory_order_relaxed) - s->used;
+  /* Parked blocks before fresh ones: their pages were in use before. */
+  if (!s->free && s->parked) hak_span_unpark(s);
+  /* Blocks on the list: neither in use (handed out or in a TLS list) nor
+   * parked on released pages. */
+  uint32_t listed = atomic_load_explicit(&s->carved, memory_order_relaxed) - s->used - s->parked;
   uint32_t got = 0;
   uintptr_t *first = s->free, *last = NULL, *b = first;
   if (listed && listed <= want && first && !bin->head) {
@@ -176,8 +181,13 @@ static uint32_t span_take(struct hak_slab *s, struct hak_bin *bin, unsigned cls,
 int hak_refill(struct hak_tcache *tc, unsigned cls) {
   struct hak_heap *h = tc->heap;
   hak_knobs_refresh(tc);
+  h->flushes_since_refill = 0;
   struct hak_bin *bin = &tc->bins[cls];
-  uint32_t want = bin->cap > 1 ? bin->cap / 2 : 1;
+  /* A bundle: the set width (never more than the list holds), else half
+   * the capacity. */
+  uint32_t want = atomic_load_explicit(&hak_knobs.bundle[cls], memory_order_relaxed);
+  if (!want) want = bin->cap > 1 ? bin->cap / 2 : 1;
+  else if (want > bin->cap) want = bin->cap;
   for (;;) {
     struct hak_slab *s = find_span(h, cls);
     if (!s) return 0;
@@ -192,6 +202,8 @@ void hak_flush(struct hak_tcache *tc, unsigned cls, uint32_t keep) {
   struct hak_bin *bin = &tc->bins[cls];
   uint32_t count = bin->count;
   int64_t flushed = 0;
+  uint32_t release = atomic_load_explicit(&hak_knobs.release_pages, memory_order_relaxed);
+  if (h->flushes_since_refill < UINT32_MAX) h->flushes_since_refill++;
   while (count > keep) {
     uintptr_t *b = bin->head;
     /* The same check a pop makes; a list shorter than its count is
@@ -211,6 +223,7 @@ void hak_flush(struct hak_tcache *tc, unsigned cls, uint32_t keep) {
     s->used--;
     if (s->on_full_list) move_to_avail(h, s);
     if (s->used == 0) maybe_release(h, s);
+    else if (HAK_UNLIKELY(release) && hak_release_point(h, s)) hak_span_release_pages(s, release);
   }
   HAK_COUNTER_SET(bin->count, count);
   HAK_COUNTER_SET(bin->net_in, bin->net_in - flushed);

@@ -1,7 +1,9 @@
 /* The knobs ACE turns, as the allocator reads them.  Setters store here and
  * bump the epoch; each thread copies the TLS capacities into its own bins
  * on its next refill or flush, so the fast paths read only thread-local
- * values.  Remote frees read the drain thresholds directly. */
+ * values.  Remote frees read the drain thresholds directly; refills read
+ * the bundle widths and flushes the page-release setting directly (slow
+ * paths: one relaxed load each). */
 #ifndef HAKMEM_KNOBS_H
 #define HAKMEM_KNOBS_H
 
@@ -13,6 +15,8 @@
 struct hak_knobs {
   _Atomic uint32_t tls_cap[HAK_NUM_CLASSES];
   _Atomic uint32_t drain_threshold[HAK_NUM_CLASSES];
+  _Atomic uint32_t bundle[HAK_NUM_CLASSES]; /* blocks per refill; 0: cap / 2 */
+  _Atomic uint32_t release_pages;           /* release.h; 0: off */
   _Atomic uint32_t epoch;
 };
 

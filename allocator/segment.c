@@ -3,6 +3,7 @@
 #include "config.h"
 #include "os.h"
 #include "registry.h"
+#include "release.h"
 #include "remote.h"
 #include "size_class.h"
 
@@ -61,6 +62,8 @@ static struct hak_slab *span_init_free(struct hak_segment *seg, unsigned first,
   head->magic = 0;
   head->span_slabs = (uint8_t)slabs;
   head->decommitted = (uint8_t)fresh; /* fresh pages are not resident yet */
+  head->parked = 0;
+  head->parked_pages[0] = head->parked_pages[1] = 0;
   atomic_store_explicit(&head->owner, &hak_no_owner, memory_order_relaxed);
   return head;
 }
@@ -117,6 +120,10 @@ static void span_assign(struct hak_slab *s, unsigned cls, struct hak_heap *h) {
   s->free = NULL;
   s->used = 0;
   s->decommitted = 0;
+  /* Pages parked while the span last served a class hold no listed block:
+   * carving rewrites every block it hands out. */
+  s->parked = 0;
+  s->parked_pages[0] = s->parked_pages[1] = 0;
   atomic_fetch_add_explicit(&hak_pool.reserved_bytes[cls], span_bytes(s),
                             memory_order_relaxed);
   atomic_store_explicit(&s->owner, h, memory_order_release);
@@ -162,6 +169,8 @@ void hak_span_release(struct hak_slab *s) {
                                 memory_order_relaxed);
       hak_os_decommit(hak_span_base(s), span_bytes(s));
       s->decommitted = 1;
+      atomic_fetch_add_explicit(&hak_pool.released_pages, span_bytes(s) / HAK_PAGE_SIZE,
+                                memory_order_relaxed);
     }
   }
   if (s->decommitted)
@@ -187,36 +196,59 @@ static struct hak_slab *stack_take_all(struct hak_span_stack *st) {
   return list;
 }
 
-uint64_t hak_pool_scavenge(uint64_t deadline_ns) {
-  uint64_t released = 0;
-  /* Abandoned spans whose blocks all came home are empty: free them. */
-  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
+static int out_of_budget(uint64_t deadline_ns, uint64_t max_pages, uint64_t pages) {
+  return (max_pages && pages >= max_pages) || (deadline_ns && hak_os_now_ns() >= deadline_ns);
+}
+
+uint64_t hak_pool_scavenge(uint64_t deadline_ns, uint64_t max_pages) {
+  uint64_t pages = 0;
+  /* Abandoned spans whose blocks all came home are empty: into the empty
+   * pool with them, where the loop below finds them. */
+  for (unsigned c = 0; c < HAK_NUM_CLASSES && !out_of_budget(deadline_ns, 0, 0); c++) {
     struct hak_slab *list = stack_take_all(&hak_pool.abandoned[c]);
     while (list) {
       struct hak_slab *s = list;
       list = (struct hak_slab *)atomic_load_explicit(&s->pool_next, memory_order_relaxed);
       atomic_fetch_sub_explicit(&hak_pool.abandoned_spans, 1, memory_order_relaxed);
       hak_remote_collect(s);
-      if (s->used == 0) hak_span_release(s);
-      else hak_span_abandon(s);
+      if (s->used == 0) {
+        hak_span_release(s);
+        continue;
+      }
+      /* Popped, the span is this thread's alone: its free pages can go
+       * (hak_span_release_pages counts them in released_pages itself). */
+      if (!out_of_budget(deadline_ns, max_pages, pages)) pages += hak_span_release_pages(s, 1);
+      hak_span_abandon(s);
     }
   }
+  /* Empty spans, one at a time, so the budget is checked between spans:
+   * each is popped, decommitted if it is not already, and kept on a
+   * private list until the pass ends (other threads meanwhile carve or
+   * take other spans; a pass is short). */
+  uint64_t decommitted = 0;
   for (unsigned b = 0; b < 4; b++) {
-    struct hak_slab *list = stack_take_all(&hak_pool.empty[b]);
-    while (list) {
-      struct hak_slab *s = list;
-      list = (struct hak_slab *)atomic_load_explicit(&s->pool_next, memory_order_relaxed);
-      if (!s->decommitted && (deadline_ns == 0 || hak_os_now_ns() < deadline_ns)) {
+    uint64_t n = atomic_load_explicit(&hak_pool.empty_spans, memory_order_relaxed);
+    struct hak_slab *done = NULL, *s;
+    for (uint64_t i = 0; i < n && !out_of_budget(deadline_ns, max_pages, pages); i++) {
+      if (!(s = stack_pop(&hak_pool.empty[b]))) break;
+      if (!s->decommitted) {
         hak_os_decommit(hak_span_base(s), span_bytes(s));
         s->decommitted = 1;
         atomic_fetch_sub_explicit(&hak_pool.empty_committed_bytes, span_bytes(s),
                                   memory_order_relaxed);
         atomic_fetch_add_explicit(&hak_pool.decommitted_bytes, span_bytes(s),
                                   memory_order_relaxed);
-        released += span_bytes(s);
+        pages += span_bytes(s) / HAK_PAGE_SIZE;
+        decommitted += span_bytes(s) / HAK_PAGE_SIZE;
       }
+      atomic_store_explicit(&s->pool_next, (uintptr_t)done, memory_order_relaxed);
+      done = s;
+    }
+    while ((s = done) != NULL) {
+      done = (struct hak_slab *)atomic_load_explicit(&s->pool_next, memory_order_relaxed);
       stack_push(&hak_pool.empty[b], s);
     }
   }
-  return released;
+  atomic_fetch_add_explicit(&hak_pool.released_pages, decommitted, memory_order_relaxed);
+  return pages;
 }

@@ -27,6 +27,7 @@ struct hak_pool {
   _Atomic uint64_t reserved_bytes[HAK_NUM_CLASSES];
   _Atomic uint64_t empty_spans, abandoned_spans;
   _Atomic uint64_t empty_committed_bytes, decommitted_bytes;
+  _Atomic uint64_t released_pages; /* ever returned to the OS, all paths */
   _Atomic uint64_t segments;
   hak_lock_t carve_lock; /* current segment and the segment list */
   struct hak_segment *carve_segment, *all_segments;
@@ -43,8 +44,10 @@ void hak_span_release(struct hak_slab *s) HAK_INTERNAL;
 void hak_span_abandon(struct hak_slab *s) HAK_INTERNAL;
 /* Address of the span's memory. */
 char *hak_span_base(const struct hak_slab *s) HAK_INTERNAL;
-/* Returns empty span memory to the OS and frees abandoned spans whose
- * blocks all came back, until deadline_ns; returns bytes released. */
-uint64_t hak_pool_scavenge(uint64_t deadline_ns) HAK_INTERNAL;
+/* Returns empty span memory to the OS, a span at a time, and frees
+ * abandoned spans whose blocks all came back, until deadline_ns (0: no
+ * limit) or until max_pages pages went back (0: no limit); returns the
+ * pages released. */
+uint64_t hak_pool_scavenge(uint64_t deadline_ns, uint64_t max_pages) HAK_INTERNAL;
 
 #endif

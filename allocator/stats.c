@@ -83,6 +83,10 @@ int hak_stats_get(struct hak_stats *out) {
   return 0;
 }
 
+uint64_t hak_released_pages(void) { return relaxed64(&hak_pool.released_pages); }
+uint64_t hak_lock_waits(void) { return relaxed64(&hak_lock_wait_count); }
+uint64_t hak_lock_wait_ns(void) { return relaxed64(&hak_lock_wait_total_ns); }
+
 static void field(struct hak_msg *m, const char *name, uint64_t v) {
   hak_msg_str(m, name);
   hak_msg_u64(m, v);
@@ -120,5 +124,7 @@ void hak_stats_print(int fd) {
   field(&m, " empty_slabs=", st.empty_slabs);
   field(&m, " abandoned_slabs=", st.abandoned_slabs);
   field(&m, " decommitted_bytes=", st.decommitted_bytes);
+  field(&m, " released_pages=", hak_released_pages());
+  field(&m, " lock_waits=", hak_lock_waits());
   hak_msg_send(&m, fd);
 }

@@ -31,21 +31,22 @@ size_t hak_tls_sll_verify(void) {
  * was bad. */
 static size_t verify_span_list(struct hak_slab *s) {
   uint32_t carved = atomic_load_explicit(&s->carved, memory_order_relaxed);
+  uint32_t listed = carved - s->used - s->parked; /* parked: on released pages */
   uint32_t seen = 0;
   uintptr_t *node = s->free;
   enum hak_node_problem why = HAK_NODE_OK;
   for (; node; node = (uintptr_t *)node[0]) {
     why = hak_node_check(node, s->cls);
     /* A node of another span, or more nodes than blocks: a cycle. */
-    if (why == HAK_NODE_OK && (hak_slab_of(node) != s || ++seen > carved - s->used))
+    if (why == HAK_NODE_OK && (hak_slab_of(node) != s || ++seen > listed))
       why = HAK_NODE_BAD_COUNT;
     if (why != HAK_NODE_OK) break;
   }
-  if (why == HAK_NODE_OK && seen != carved - s->used) why = HAK_NODE_BAD_COUNT;
+  if (why == HAK_NODE_OK && seen != listed) why = HAK_NODE_BAD_COUNT;
   if (why == HAK_NODE_OK) return 0;
   void *bad = node ? (void *)node : s->free;
   s->free = NULL; /* its blocks leak: none of them is on the list now */
-  s->used = carved;
+  s->used = carved - s->parked;
   hak_fault(HAK_FAULT_SLL_CORRUPTION, bad, (int)s->cls, why);
   return 1;
 }

@@ -29,7 +29,11 @@
  * a time (its owner); only the owner touches the span's local free list and
  * counters.  Other threads free into the span's remote queue, a lock-free
  * stack the owner drains.  Spans of exited threads ("abandoned") and empty
- * spans go to the shared pool, from which any heap takes them. */
+ * spans go to the shared pool, from which any heap takes them.
+ *
+ * Page release (release.h): a span in use may have some of its pages
+ * returned to the OS; the free blocks in them are "parked" - on no list -
+ * until the span's free list runs dry. */
 #ifndef HAKMEM_TYPES_H
 #define HAKMEM_TYPES_H
 
@@ -82,6 +86,8 @@ struct hak_slab {
   uint32_t used;                     /* blocks outside the local free list */
   uint8_t on_full_list;              /* owner-only: which heap list holds it */
   uint8_t decommitted;               /* memory was returned with madvise */
+  uint16_t parked;                   /* owner-only: free blocks in released
+                                        pages, on no list (release.h) */
 
   _Alignas(64) _Atomic(uintptr_t) remote_head;  /* remote queue (blocks) */
   _Atomic int32_t remote_count;
@@ -89,6 +95,11 @@ struct hak_slab {
   _Atomic(struct hak_slab *) pending_next;
   _Atomic uintptr_t pool_next;       /* shared-pool stack link */
   struct hak_slab *prev, *next;      /* owner heap's avail/full list (slow paths) */
+  /* Owner-only, rare: pages of the span returned to the OS while the span
+   * stays in use (release.h), one bit per 4 KiB page of up to 8 slabs.  In
+   * the second line only because the first is full; remote frees never
+   * touch them. */
+  uint64_t parked_pages[2];
 } __attribute__((aligned(64)));
 
 /* Two cache lines exactly, so the record of a slab is found with a shift. */
@@ -162,6 +173,9 @@ struct hak_heap {
   struct hak_slab_list avail[HAK_NUM_CLASSES]; /* spans with blocks to give */
   struct hak_slab_list full[HAK_NUM_CLASSES];  /* nothing local left */
   _Atomic(struct hak_slab *) pending;          /* backlog reached threshold */
+  uint32_t flushes_since_refill; /* owner-only: a long run of flushes with
+                                    no refill is a program giving memory
+                                    back (release.h) */
   _Atomic uint64_t large_allocs, large_frees;
 };
 

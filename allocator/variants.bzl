@@ -112,6 +112,17 @@ HAKMEM_PROOF_VARIANTS = [
         # variant_deps (ACE) of this suffix: release's, unchanged.
         dep_suffix = "",
     ),
+    # Release without ACE linked in (no variant_deps): the instruction gate
+    # run against it (//regression:gate_noace) shows what linking ACE costs
+    # the allocation paths while ACE is off - nothing, by design (SPEC §2).
+    struct(
+        name = "noace",
+        suffix = "_noace",
+        defines = ["HAKMEM_BUILD_RELEASE=1"],
+        local_defines = ["NDEBUG"],
+        copts = ["-O2", "-fomit-frame-pointer"],
+        no_variant_deps = True,
+    ),
 ]
 
 _GTEST_MAIN = "@com_google_googletest//:gtest_main"
@@ -176,7 +187,10 @@ def hakmem_library(
             linkopts = HAKMEM_LINKOPTS,
             linkstatic = True,
             alwayslink = True,
-            deps = [d + getattr(v, "dep_suffix", v.suffix) for d in variant_deps],
+            deps = [] if getattr(v, "no_variant_deps", False) else [
+                d + getattr(v, "dep_suffix", v.suffix)
+                for d in variant_deps
+            ],
             visibility = visibility,
         )
 

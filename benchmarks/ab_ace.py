@@ -3,7 +3,7 @@
 
     bazel run //benchmarks:ab_ace -- [--workloads a,b] [--reps N] [--threads N]
                                      [--seconds S] [--quick] [--out DIR]
-                                     [--ace-env NAME=VALUE ...]
+                                     [--ace-env NAME=VALUE ...] [--sweep]
 
 Every workload (a //stress binary, linked to the system allocator) runs
 under hakmem's shared object, preloaded, once with HAKMEM_ACE_ENABLED=0 and
@@ -11,10 +11,23 @@ once with HAKMEM_ACE_ENABLED=1, rep after rep, the order alternating
 (off,on / on,off) so drift on a shared machine hits both alike. Per
 workload it reports the median ops/s of each arm, their ratio (on / off),
 the two-sided Mann-Whitney U p-value of the difference (exact for small
-samples), the median peak RSS of each arm, what ACE did (knob moves,
-scavenges, guard trips, from its log) and the knob values it left behind.
+samples), the median peak RSS of each arm, the resident set after the fragmentation
+workload's free phase (rss_after_free_kb), ACE's own CPU time as a share of
+a core (its thread's CPU clock, from its exit log line), what ACE did (knob
+moves, scavenges, guard trips, from its log) and the knob values it left
+behind.
 
-The ACE arm runs with shortened loops (fast 100 ms, slow 1 s) so that runs
+--sweep adds the oracle: every workload also runs under each static setting
+of a grid - TLS capacity scale (HAKMEM_TLS_CAP_SCALE, percent of the
+per-class defaults) x drain threshold (HAKMEM_DRAIN_THRESHOLD) - in the
+same interleaved reps; then, because the best of twelve noisy medians is
+biased upwards, ACE on meets each workload's best static setting again in
+fresh interleaved runs (the confirmation pass), and that ratio, ACE on /
+best, is the one judged (goal >= 0.95). The default setting is one point of
+the grid and is ACE off itself. Defaults for a sweep: 3 reps of 2 s (about
+10 minutes for the five workloads on 2 cores).
+
+The ACE arm runs with shortened loops (fast 100 ms, slow 500 ms) so that runs
 of seconds see the slow loop too; --ace-env changes or adds settings.
 Timings need a quiet machine: this is a measurement, never a test.
 
@@ -31,6 +44,7 @@ import math
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -39,8 +53,10 @@ import sys
 # ACE was planned for (SPEC §2), and larson (cross-thread frees: the drain
 # threshold rule).
 WORKLOADS = {
-    "fragmentation": ["--threads", "{threads}", "--live", "{live}", "--phases", "200",
-                      "--seconds", "{seconds}"],
+    # A fixed number of phases (4 per second asked for), not a time limit:
+    # the resident set after the free phase is compared between arms, and
+    # it depends on how many phases ran.
+    "fragmentation": ["--threads", "{threads}", "--live", "{live}", "--phases", "{phases}"],
     "large_ws": ["--threads", "{threads}", "--seconds", "{seconds}", "--objects", "{objects}"],
     "realloc": ["--threads", "{threads}", "--seconds", "{seconds}"],
     "mid_mt": ["--threads", "{threads}", "--seconds", "{seconds}"],
@@ -50,8 +66,21 @@ WORKLOADS = {
 SIZES = {"normal": {"live": "200000", "objects": "2000000"},
          "quick": {"live": "50000", "objects": "500000"}}
 DEFAULTS = {"normal": {"reps": 5, "seconds": 5.0}, "quick": {"reps": 3, "seconds": 1.0}}
+SWEEP_DEFAULTS = {"normal": {"reps": 3, "seconds": 2.0}, "quick": {"reps": 1, "seconds": 1.0}}
+# The oracle grid: TLS capacity scale (percent) x drain threshold.  Scale
+# 100 and drain 64 are the allocator's defaults, i.e. ACE off.
+SWEEP_TLS_SCALES = [25, 50, 100, 200]
+SWEEP_DRAINS = [32, 64, 256]
+DEFAULT_STATIC = "tls100_drain64"
+# Goals (issue 4): ACE on within 5% of the best static setting, not slower
+# than ACE off beyond noise, 30% less RSS after fragmentation's free phase,
+# at most 0.5% of a core for ACE's thread.
+GOAL_VS_BEST = 0.95
+GOAL_RSS_DROP = 0.30
+GOAL_CPU_PERCENT = 0.5
+NOISE_P = 0.05
 ACE_ON = ["HAKMEM_ACE_ENABLED=1", "HAKMEM_ACE_LOG_LEVEL=1",
-          "HAKMEM_ACE_FAST_INTERVAL_MS=100", "HAKMEM_ACE_SLOW_INTERVAL_MS=1000"]
+          "HAKMEM_ACE_FAST_INTERVAL_MS=100", "HAKMEM_ACE_SLOW_INTERVAL_MS=500"]
 ACE_OFF = ["HAKMEM_ACE_ENABLED=0"]
 ARMS = ("off", "on")
 
@@ -100,6 +129,9 @@ def build_parser():
                    "(default: ab_ace_results/<time> in the workspace)")
     p.add_argument("--ace-env", type=setting, action="append", default=[],
                    metavar="NAME=VALUE", help="extra setting for the ACE-on arm (repeatable)")
+    p.add_argument("--sweep", action="store_true",
+                   help="also run every static TLS-capacity-scale x drain-threshold setting "
+                   "and compare ACE on with the best (default 3 reps of 2 s; --quick: 1 of 1 s)")
     p.add_argument("--hakmem", help=argparse.SUPPRESS)  # from the BUILD file
     p.add_argument("--bin", action="append", default=[], help=argparse.SUPPRESS)
     return p
@@ -160,18 +192,29 @@ def median(v):
 # Runs
 # ---------------------------------------------------------------------------
 ACE_LINE = re.compile(r"^\[ACE\] (.*)$", re.M)
-FINAL = re.compile(r"^Final (TLS cap|drain threshold)\[(\d+)\]: (\d+) \(default (\d+)\)$")
+FINAL = re.compile(r"^Final (TLS cap|drain threshold|bundle width)\[(\d+)\]: (\d+) "
+                   r"\(default (\d+)\)$")
+FINAL_GLOBAL = re.compile(r"^Final (page release): (\d+) \(default (\d+)\)$")
+CPU_LINE = re.compile(r"^Thread CPU: ([\d.]+) ms in ([\d.]+) s \(([\d.]+)% of a core\)$")
 
 
 def ace_summary(stderr):
     """What ACE's log says it did."""
     lines = ACE_LINE.findall(stderr)
     final = {}
+    cpu = None
     for l in lines:
         m = FINAL.match(l)
         if m:
             final["%s[%s]" % (m.group(1), m.group(2))] = {"value": int(m.group(3)),
                                                            "default": int(m.group(4))}
+        m = FINAL_GLOBAL.match(l)
+        if m:
+            final[m.group(1)] = {"value": int(m.group(2)), "default": int(m.group(3))}
+        m = CPU_LINE.match(l)
+        if m:
+            cpu = {"cpu_ms": float(m.group(1)), "wall_s": float(m.group(2)),
+                   "percent_of_core": float(m.group(3))}
     return {
         "adjustments": sum(l.startswith("Adjusting") for l in lines),
         "restores": sum(l.startswith("Restoring") for l in lines),
@@ -180,22 +223,39 @@ def ace_summary(stderr):
         "guard": next((l for l in lines if l.startswith("Safety guard")), None),
         "final_knobs": final,
         "stopped": any(l.startswith("Stopped after") for l in lines),
+        "thread_cpu": cpu,
     }
 
 
+def arm_settings(arm, ace_env):
+    """The HAKMEM_* settings of an arm: "off", "on", or a static grid point
+    "tls<scale>_drain<n>" (ACE off)."""
+    if arm == "on":
+        return ACE_ON + ace_env
+    if arm == "off":
+        return list(ACE_OFF)
+    m = re.fullmatch(r"tls(\d+)_drain(\d+)", arm)
+    return ACE_OFF + ["HAKMEM_TLS_CAP_SCALE=" + m.group(1), "HAKMEM_DRAIN_THRESHOLD=" + m.group(2)]
+
+
 def run_once(name, binary, argv, preload, arm, ace_env, timeout):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAKMEM_ACE_")}
+    # Every HAKMEM_ setting comes from the arm, none from the caller's shell.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HAKMEM_")}
     env["LD_PRELOAD"] = preload
-    for s in (ACE_ON + ace_env if arm == "on" else ACE_OFF):
+    for s in arm_settings(arm, ace_env):
         k, _, v = s.partition("=")
         env[k] = v
     rec = {"workload": name, "arm": arm, "argv": argv, "ok": False}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         p = subprocess.run([binary] + argv, env=env, capture_output=True, text=True,
                            timeout=timeout)
     except subprocess.TimeoutExpired:
         rec["error"] = "timed out after %g s" % timeout
         return rec
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # Runs are sequential, so the children's CPU time grew by this run's.
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     rec["exit"] = p.returncode
     lines = [l for l in p.stdout.splitlines() if l.strip()]
     try:
@@ -207,10 +267,16 @@ def run_once(name, binary, argv, preload, arm, ace_env, timeout):
         rec["error"] = "exit %d, no result line; stderr: %s" % (
             p.returncode, "\n".join(p.stderr.splitlines()[-8:]))
         return rec
-    rec.update(ok=True, ops_per_sec=float(result["ops_per_sec"]),
+    ops = result.get("ops")
+    rec.update(ok=True, ops_per_sec=float(result["ops_per_sec"]), cpu_seconds=cpu,
+               ops_per_cpu_sec=float(ops) / cpu if isinstance(ops, (int, float)) and cpu > 0
+               else None,
                peak_rss_kb=result.get("peak_rss_kb"),
                integrity_events=result.get("integrity_events"),
                allocator=result.get("allocator"))
+    for key in ("rss_after_free_kb", "rss_after_all_free_kb", "live_after_free_kb"):
+        if isinstance(result.get(key), (int, float)):
+            rec[key] = result[key]
     if arm == "on":
         rec["ace"] = ace_summary(p.stderr)
     return rec
@@ -219,20 +285,41 @@ def run_once(name, binary, argv, preload, arm, ace_env, timeout):
 def summarize(name, runs):
     arm = {a: [r for r in runs if r["arm"] == a and r["ok"]] for a in ARMS}
     ops = {a: [r["ops_per_sec"] for r in arm[a]] for a in ARMS}
+    # Operations per CPU second of the whole process (ACE's thread included):
+    # less sensitive than wall time to other load on a shared machine.
+    eff = {a: [r["ops_per_cpu_sec"] for r in arm[a] if r.get("ops_per_cpu_sec")] for a in ARMS}
+    eff_med = {a: median(eff[a]) for a in ARMS}
+    _, eff_p = mann_whitney_u(eff["on"], eff["off"])
     rss = {a: [r["peak_rss_kb"] for r in arm[a] if isinstance(r.get("peak_rss_kb"), (int, float))]
            for a in ARMS}
     med = {a: median(ops[a]) for a in ARMS}
     u, p = mann_whitney_u(ops["on"], ops["off"])
     last_on = arm["on"][-1]["ace"] if arm["on"] else {}
+    after = {a: median([r["rss_after_free_kb"] for r in arm[a] if "rss_after_free_kb" in r])
+             for a in ARMS}
+    cpu = [r["ace"]["thread_cpu"]["percent_of_core"] for r in arm["on"]
+           if r["ace"].get("thread_cpu")]
+    ratio = med["on"] / med["off"] if med["on"] and med["off"] else None
     return {
         "workload": name,
         "runs": {a: len(arm[a]) for a in ARMS},
         "failed": sum(not r["ok"] for r in runs),
         "median_ops_per_sec": med,
-        "ratio_on_off": med["on"] / med["off"] if med["on"] and med["off"] else None,
+        "ratio_on_off": ratio,
         "mann_whitney_u": u,
         "p_value": p,
+        # "slower": ACE on below ACE off and the difference is significant.
+        "on_slower_than_off": bool(ratio is not None and ratio < 1 and p is not None
+                                   and p < NOISE_P),
+        "median_ops_per_cpu_sec": eff_med,
+        "cpu_ratio_on_off": eff_med["on"] / eff_med["off"] if eff_med["on"] and eff_med["off"]
+        else None,
+        "cpu_p_value": eff_p,
         "median_peak_rss_kb": {a: median(rss[a]) for a in ARMS},
+        "median_rss_after_free_kb": after,
+        "rss_after_free_drop": (1 - after["on"] / after["off"]
+                                if after["on"] is not None and after["off"] else None),
+        "ace_cpu_percent_of_core": {"median": median(cpu), "max": max(cpu) if cpu else None},
         "integrity_events": sum(r.get("integrity_events") or 0 for r in runs if r["ok"]),
         "ace_adjustments": sum(r["ace"]["adjustments"] for r in arm["on"]),
         "ace_restores": sum(r["ace"]["restores"] for r in arm["on"]),
@@ -253,21 +340,65 @@ def markdown(doc):
     out = ["# ACE off vs on", "",
            "%s, %d reps per arm, %d threads, %g s per run; ACE arm: %s" % (
                doc["date"], doc["reps"], doc["threads"], doc["seconds"],
-               " ".join(doc["ace_env"])), "",
-           "| workload | ops/s off | ops/s on | on/off | p (Mann-Whitney) | peak RSS off KiB "
-           "| peak RSS on KiB | ACE moves / restores / scavenges | final knobs off default |",
-           "|---|---:|---:|---:|---:|---:|---:|---|---|"]
+               " ".join(doc["ace_env"])), ""]
+    if doc.get("note"):
+        out += ["**%s**" % doc["note"], ""]
+    out += ["| workload | ops/s off | ops/s on | on/off | p (Mann-Whitney) "
+            "| ops per CPU-s on/off (p) | peak RSS off KiB "
+            "| peak RSS on KiB | RSS after free off / on KiB | ACE CPU % of a core "
+            "| ACE moves / restores / scavenges | final knobs off default |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for s in doc["summary"]:
         knobs = ", ".join("%s=%d (%d)" % (k, v["value"], v["default"])
                           for k, v in sorted(s["final_knobs"].items())) or "none"
         if s["ace_guard_trips"]:
             knobs += "; guard: " + s["ace_guard_trips"][0]
-        out.append("| %s | %s | %s | %s | %s | %s | %s | %d / %d / %d | %s |" % (
+        after = s["median_rss_after_free_kb"]
+        after_txt = "-" if after["off"] is None else "%s / %s (%s)" % (
+            fmt(after["off"], ",.0f"), fmt(after["on"], ",.0f"),
+            fmt(None if s["rss_after_free_drop"] is None else -100 * s["rss_after_free_drop"],
+                "+.0f") + "%")
+        out.append("| %s | %s | %s | %s%s | %s | %s (%s) | %s | %s | %s | %s | %d / %d / %d | %s |" % (
             s["workload"], fmt(s["median_ops_per_sec"]["off"], ",.0f"),
             fmt(s["median_ops_per_sec"]["on"], ",.0f"), fmt(s["ratio_on_off"], ".3f"),
-            fmt(s["p_value"], ".3f"), fmt(s["median_peak_rss_kb"]["off"], ",.0f"),
-            fmt(s["median_peak_rss_kb"]["on"], ",.0f"), s["ace_adjustments"],
+            " (slower)" if s["on_slower_than_off"] else "",
+            fmt(s["p_value"], ".3f"), fmt(s["cpu_ratio_on_off"], ".3f"),
+            fmt(s["cpu_p_value"], ".3f"), fmt(s["median_peak_rss_kb"]["off"], ",.0f"),
+            fmt(s["median_peak_rss_kb"]["on"], ",.0f"), after_txt,
+            fmt(s["ace_cpu_percent_of_core"]["median"], ".3f"), s["ace_adjustments"],
             s["ace_restores"], s["ace_scavenges"], knobs))
+    if doc.get("sweep"):
+        out += ["", "## Oracle: ACE on against the best static setting", "",
+                "Static settings: HAKMEM_TLS_CAP_SCALE (%% of the per-class TLS capacities) x "
+                "HAKMEM_DRAIN_THRESHOLD; %s is the default (= ACE off)." % DEFAULT_STATIC, "",
+                "| workload | best static | its ops/s | default ops/s | ACE on ops/s "
+                "| on / best | default / best | best static by ops per CPU-s "
+                "| on / best by CPU | confirmed on / best (p) | confirmed by CPU (p) "
+                "| goal on/best >= %.2f |" % GOAL_VS_BEST,
+                "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---|"]
+        for w in doc["sweep"]["workloads"]:
+            c = w.get("confirm") or {}
+            judged = c.get("on_vs_best", w["on_vs_best"])
+            out.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s (%s) | %s (%s) | %s |" % (
+                w["workload"], w["best_static"] or "-", fmt(w["best_ops_per_sec"], ",.0f"),
+                fmt(w["default_ops_per_sec"], ",.0f"), fmt(w["ace_on_ops_per_sec"], ",.0f"),
+                fmt(w["on_vs_best"], ".3f"), fmt(w["default_vs_best"], ".3f"),
+                w["best_static_by_cpu"] or "-", fmt(w["on_vs_best_by_cpu"], ".3f"),
+                fmt(c.get("on_vs_best"), ".3f"), fmt(c.get("p_value"), ".3f"),
+                fmt(c.get("on_vs_best_by_cpu"), ".3f"), fmt(c.get("cpu_p_value"), ".3f"),
+                "-" if judged is None else ("pass" if judged >= GOAL_VS_BEST else "FAIL")))
+        out += ["", "Median ops/s of every static setting:", "",
+                "| workload | " + " | ".join(doc["sweep"]["grid"]) + " |",
+                "|---|" + "---:|" * len(doc["sweep"]["grid"])]
+        for w in doc["sweep"]["workloads"]:
+            out.append("| %s | %s |" % (w["workload"], " | ".join(
+                fmt(w["static_ops_per_sec"].get(g), ",.0f") for g in doc["sweep"]["grid"])))
+    g = doc.get("goals")
+    if g:
+        out += ["", "## Goals", ""]
+        out += ["- %s: %s (%s)" % (k, "pass" if v["pass"] else ("-" if v["pass"] is None
+                                                                   else "FAIL"), v["detail"])
+                for k, v in g.items()]
     failed = [r for r in doc["runs"] if not r["ok"]]
     if failed:
         out += ["", "Failed runs (left out of the medians):"]
@@ -276,11 +407,108 @@ def markdown(doc):
     return "\n".join(out) + "\n"
 
 
+def sweep_summary(names, runs, grid):
+    """Per workload: the median ops/s of each static setting, the best one,
+    and ACE on against it."""
+    out = {"grid": grid, "workloads": []}
+    for n in names:
+        ok = [r for r in runs if r["workload"] == n and r["ok"]]
+        med = {}
+        for g in grid:
+            arm = "off" if g == DEFAULT_STATIC else g
+            v = median([r["ops_per_sec"] for r in ok if r["arm"] == arm])
+            if v is not None:
+                med[g] = v
+        on = median([r["ops_per_sec"] for r in ok if r["arm"] == "on"])
+        eff = {}
+        for g in grid:
+            arm = "off" if g == DEFAULT_STATIC else g
+            v = median([r["ops_per_cpu_sec"] for r in ok
+                        if r["arm"] == arm and r.get("ops_per_cpu_sec")])
+            if v is not None:
+                eff[g] = v
+        eff_on = median([r["ops_per_cpu_sec"] for r in ok
+                         if r["arm"] == "on" and r.get("ops_per_cpu_sec")])
+        eff_best = max(eff, key=eff.get) if eff else None
+        best = max(med, key=med.get) if med else None
+        bv = med.get(best) if best else None
+        out["workloads"].append({
+            "workload": n, "static_ops_per_sec": med, "best_static": best,
+            "best_ops_per_sec": bv, "default_ops_per_sec": med.get(DEFAULT_STATIC),
+            "ace_on_ops_per_sec": on,
+            "on_vs_best": on / bv if on and bv else None,
+            "default_vs_best": med.get(DEFAULT_STATIC) / bv if bv and DEFAULT_STATIC in med
+            else None,
+            "static_ops_per_cpu_sec": eff, "best_static_by_cpu": eff_best,
+            "ace_on_ops_per_cpu_sec": eff_on,
+            "on_vs_best_by_cpu": eff_on / eff[eff_best] if eff_on and eff_best else None,
+        })
+    return out
+
+
+def confirm_summary(sweep, runs):
+    """Adds the confirmation pass to each workload of the sweep."""
+    for w in sweep["workloads"]:
+        b = w["best_static"]
+        if not b:
+            continue
+        arm = "off" if b == DEFAULT_STATIC else b
+        mine = [r for r in runs if r["workload"] == w["workload"] and r["ok"]]
+        ops = {a: [r["ops_per_sec"] for r in mine if r["arm"] == a] for a in (arm, "on")}
+        eff = {a: [r["ops_per_cpu_sec"] for r in mine if r["arm"] == a and r.get("ops_per_cpu_sec")]
+               for a in (arm, "on")}
+        mb, mo = median(ops[arm]), median(ops["on"])
+        eb, eo = median(eff[arm]), median(eff["on"])
+        w["confirm"] = {
+            "best_static": b, "runs": {a: len(v) for a, v in ops.items()},
+            "best_ops_per_sec": mb, "ace_on_ops_per_sec": mo,
+            "on_vs_best": mo / mb if mo and mb else None,
+            "p_value": mann_whitney_u(ops["on"], ops[arm])[1],
+            "on_vs_best_by_cpu": eo / eb if eo and eb else None,
+            "cpu_p_value": mann_whitney_u(eff["on"], eff[arm])[1],
+        }
+
+
+def goals(doc):
+    """The issue's goals, judged on this run (preliminary on a loaded machine)."""
+    g = {}
+    slower = [s["workload"] for s in doc["summary"] if s["on_slower_than_off"]]
+    g["ace_on_not_slower_than_off"] = {
+        "pass": not slower,
+        "detail": "significantly slower (p < %g): %s" % (NOISE_P, ", ".join(slower) or "none")}
+    frag = next((s for s in doc["summary"] if s["workload"] == "fragmentation"), None)
+    drop = frag and frag["rss_after_free_drop"]
+    g["fragmentation_rss_after_free_drop"] = {
+        "pass": None if drop is None else drop >= GOAL_RSS_DROP,
+        "detail": "-" if drop is None else "%.1f%% below ACE off (goal %d%%)" % (
+            100 * drop, 100 * GOAL_RSS_DROP)}
+    cpus = [s["ace_cpu_percent_of_core"]["max"] for s in doc["summary"]
+            if s["ace_cpu_percent_of_core"]["max"] is not None]
+    g["ace_thread_cpu"] = {
+        "pass": None if not cpus else max(cpus) <= GOAL_CPU_PERCENT,
+        "detail": "-" if not cpus else "max %.3f%% of a core over all ACE-on runs (goal <= %g%%)"
+        % (max(cpus), GOAL_CPU_PERCENT)}
+    if doc.get("sweep"):
+        vs = [(w["workload"], (w.get("confirm") or w)["on_vs_best"])
+              for w in doc["sweep"]["workloads"]]
+        bad = ["%s %.3f" % (n, v) for n, v in vs if v is not None and v < GOAL_VS_BEST]
+        g["ace_on_vs_best_static"] = {
+            "pass": not bad and any(v is not None for _, v in vs),
+            "detail": "confirmed ACE on / best static below %.2f: %s" % (
+                GOAL_VS_BEST, ", ".join(bad) or "none")}
+    return g
+
+
 def main(argv):
     args = build_parser().parse_args(argv)
     mode = "quick" if args.quick else "normal"
-    reps = args.reps or DEFAULTS[mode]["reps"]
-    seconds = args.seconds or DEFAULTS[mode]["seconds"]
+    defaults = (SWEEP_DEFAULTS if args.sweep else DEFAULTS)[mode]
+    reps = args.reps or defaults["reps"]
+    seconds = args.seconds or defaults["seconds"]
+    grid = ["tls%d_drain%d" % (t, d) for t in SWEEP_TLS_SCALES for d in SWEEP_DRAINS]
+    # off is the default static point: in a sweep it runs once per rep as
+    # "off" and stands for tls100_drain64 too.
+    statics = [g for g in grid if g != DEFAULT_STATIC] if args.sweep else []
     names = [w for w in args.workloads.split(",") if w]
     unknown = [w for w in names if w not in WORKLOADS]
     if unknown or not names:
@@ -296,21 +524,48 @@ def main(argv):
     preload = os.path.abspath(runfiles_path(args.hakmem))
 
     fill = dict(SIZES[mode], threads=str(args.threads), seconds="%g" % seconds,
-                iseconds=str(max(1, int(round(seconds)))))
+                iseconds=str(max(1, int(round(seconds)))),
+                phases=str(max(4, int(round(4 * seconds)))))
     runs = []
+    def run(name, arm, rep, phase, total):
+        wargv = [a.format(**fill) for a in WORKLOADS[name]]
+        r = run_once(name, os.path.abspath(runfiles_path(bins[name])), wargv, preload,
+                     arm, args.ace_env, timeout=seconds * 20 + 60)
+        r["rep"] = rep
+        r["phase"] = phase
+        runs.append(r)
+        print("%s %d/%d %-13s ACE %-3s %s" % (
+            phase, rep + 1, total, name, arm,
+            "%.0f ops/s" % r["ops_per_sec"] if r["ok"] else "FAILED: " + r["error"]),
+            file=sys.stderr, flush=True)
+
     for rep in range(reps):
         order = ARMS if rep % 2 == 0 else ARMS[::-1]
+        if statics:
+            # Rotate the static points each rep, ACE's arms among them, so no
+            # setting always runs first or last.
+            k = rep % (len(statics) + 1)
+            order = list(order) + statics
+            order = order[k:] + order[:k]
         for name in names:
-            wargv = [a.format(**fill) for a in WORKLOADS[name]]
             for arm in order:
-                r = run_once(name, os.path.abspath(runfiles_path(bins[name])), wargv, preload,
-                             arm, args.ace_env, timeout=seconds * 20 + 60)
-                r["rep"] = rep
-                runs.append(r)
-                print("rep %d/%d %-13s ACE %-3s %s" % (
-                    rep + 1, reps, name, arm,
-                    "%.0f ops/s" % r["ops_per_sec"] if r["ok"] else "FAILED: " + r["error"]),
-                    file=sys.stderr, flush=True)
+                run(name, arm, rep, "rep", reps)
+
+    screen = [r for r in runs if r["phase"] == "rep"]
+    sweep = sweep_summary(names, screen, grid) if args.sweep else None
+    if sweep:
+        # The best of twelve noisy medians is biased upwards (the winner's
+        # curse), so ACE on meets each workload's best static setting again
+        # in fresh interleaved runs, and that ratio is the one judged.
+        best = {w["workload"]: w["best_static"] for w in sweep["workloads"]}
+        for rep in range(reps):
+            for name in names:
+                if not best[name]:
+                    continue
+                b = "off" if best[name] == DEFAULT_STATIC else best[name]
+                for arm in ((b, "on") if rep % 2 == 0 else ("on", b)):
+                    run(name, arm, rep, "confirm", reps)
+        confirm_summary(sweep, [r for r in runs if r["phase"] == "confirm"])
 
     doc = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -318,9 +573,15 @@ def main(argv):
                     "kernel": platform.release()},
         "reps": reps, "threads": args.threads, "seconds": seconds, "mode": mode,
         "ace_env": ACE_ON + args.ace_env, "hakmem": preload,
-        "summary": [summarize(n, [r for r in runs if r["workload"] == n]) for n in names],
+        "summary": [summarize(n, [r for r in screen if r["workload"] == n]) for n in names],
         "runs": runs,
     }
+    if os.cpu_count() and os.cpu_count() <= 2:
+        doc["note"] = ("Taken on %d CPUs; on a shared or loaded machine these timings are "
+                       "preliminary." % os.cpu_count())
+    if sweep:
+        doc["sweep"] = sweep
+    doc["goals"] = goals(doc)
     out = args.out
     if not out:
         base = os.environ.get("BUILD_WORKSPACE_DIRECTORY", os.getcwd())

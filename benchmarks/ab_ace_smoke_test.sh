@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Smoke test of ab_ace (it times nothing): the usage contract, the
-# Mann-Whitney p-value on known samples, and one tiny A/B run of larson
-# whose results.json must have the fields the report promises.
+# Mann-Whitney p-value on known samples, one tiny A/B run of larson whose
+# results.json must have the fields the report promises, and one quick
+# oracle sweep (--sweep --quick, one rep) whose JSON must hold every static
+# setting of the grid, the best of them and ACE on against it, screened and
+# confirmed.
 #   ab_ace_smoke_test.sh AB_ACE_PY LIBHAKMEM_SO LARSON
 set -uo pipefail
 py=$1 so=$2 larson=$3
@@ -46,6 +49,8 @@ need(all(s["median_ops_per_sec"][a] > 0 for a in ("off", "on")), "medians %r" % 
 need(s["ratio_on_off"] and s["ratio_on_off"] > 0, "ratio %r" % s["ratio_on_off"])
 need(0 <= s["p_value"] <= 1, "p %r" % s["p_value"])
 need(all(s["median_peak_rss_kb"][a] > 0 for a in ("off", "on")), "rss %r" % s["median_peak_rss_kb"])
+need(all(s["median_ops_per_cpu_sec"][a] > 0 for a in ("off", "on")), "ops per CPU-s %r" % s["median_ops_per_cpu_sec"])
+need(s["ace_cpu_percent_of_core"]["median"] is not None, "no ACE thread CPU share")
 need(isinstance(s["final_knobs"], dict), "final knobs %r" % s["final_knobs"])
 need(s["integrity_events"] == 0, "integrity events %r" % s["integrity_events"])
 on = [r for r in d["runs"] if r["arm"] == "on"]
@@ -56,4 +61,51 @@ need([r["arm"] for r in d["runs"]] == ["off", "on", "on", "off"], "not interleav
 if problems:
     sys.exit("FAIL: " + "; ".join(problems))
 print("ok: ab_ace", s["ratio_on_off"], s["p_value"])
+PY
+
+sweep=$TEST_TMPDIR/sweep
+python3 "$py" --hakmem "$so" --bin "larson=$larson" --workloads larson --sweep --quick \
+  --out "$sweep" >"$TEST_TMPDIR/sweep.stdout" 2>"$TEST_TMPDIR/sweep.stderr"
+status=$?
+[[ $status -eq 0 ]] || { cat "$TEST_TMPDIR/sweep.stderr" >&2; fail "ab_ace --sweep exited $status"; }
+grep -q "## Oracle" "$TEST_TMPDIR/sweep.stdout" || fail "no oracle table"
+python3 - "$py" "$sweep/results.json" <<'PY' || exit 1
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("ab_ace", sys.argv[1])
+m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+d = json.load(open(sys.argv[2]))
+problems = []
+def need(cond, what):
+    if not cond: problems.append(what)
+grid = ["tls%d_drain%d" % (t, n) for t in m.SWEEP_TLS_SCALES for n in m.SWEEP_DRAINS]
+need(d["sweep"]["grid"] == grid, "grid %r" % d["sweep"]["grid"])
+w = d["sweep"]["workloads"][0]
+need(w["workload"] == "larson", "workload %r" % w["workload"])
+need(sorted(w["static_ops_per_sec"]) == sorted(grid), "static settings %r" % sorted(w["static_ops_per_sec"]))
+need(all(v > 0 for v in w["static_ops_per_sec"].values()), "a static median is not positive")
+need(w["best_static"] in grid and w["best_ops_per_sec"] == max(w["static_ops_per_sec"].values()),
+     "best %r" % w["best_static"])
+need(w["default_ops_per_sec"] == w["static_ops_per_sec"][m.DEFAULT_STATIC], "default is not ACE off")
+need(w["on_vs_best"] and w["on_vs_best"] > 0, "on/best %r" % w["on_vs_best"])
+arms = [r["arm"] for r in d["runs"] if r["phase"] == "rep"]
+need(len(arms) == len(grid) + 1 and set(arms) == set(grid) - {m.DEFAULT_STATIC} | {"off", "on"},
+     "arms %r" % arms)
+# The confirmation pass: ACE on against the best static setting again.
+c = w.get("confirm") or {}
+best_arm = "off" if w["best_static"] == m.DEFAULT_STATIC else w["best_static"]
+need(c.get("runs") == {best_arm: 1, "on": 1}, "confirmation runs %r" % c.get("runs"))
+need(c.get("on_vs_best") and c["on_vs_best"] > 0, "confirmed on/best %r" % c.get("on_vs_best"))
+need([r["arm"] for r in d["runs"] if r["phase"] == "confirm"] == [best_arm, "on"],
+     "confirmation order %r" % [r["arm"] for r in d["runs"] if r["phase"] == "confirm"])
+# Static runs really ran with their settings, and nothing else from ACE.
+env = {r["arm"]: m.arm_settings(r["arm"], []) for r in d["runs"]}
+need("HAKMEM_TLS_CAP_SCALE=25" in env["tls25_drain32"] and "HAKMEM_DRAIN_THRESHOLD=32" in env["tls25_drain32"],
+     "settings of tls25_drain32: %r" % env["tls25_drain32"])
+on = [r for r in d["runs"] if r["arm"] == "on"][0]
+need(on["ace"]["thread_cpu"] and on["ace"]["thread_cpu"]["percent_of_core"] >= 0, "no ACE CPU figure")
+need(set(d["goals"]) >= {"ace_on_not_slower_than_off", "fragmentation_rss_after_free_drop",
+                         "ace_thread_cpu", "ace_on_vs_best_static"}, "goals %r" % sorted(d["goals"]))
+if problems:
+    sys.exit("FAIL: " + "; ".join(problems))
+print("ok: ab_ace --sweep", w["best_static"], w["on_vs_best"])
 PY

@@ -73,6 +73,14 @@ struct hak_stats {
 HAK_API int hak_stats_get(struct hak_stats *out);
 /* Writes a human-readable report to the file descriptor. */
 HAK_API void hak_stats_print(int fd);
+/* Counters outside struct hak_stats (whose size programs built against an
+ * earlier hakmem.h depend on, since hak_stats_get fills all of it):
+ * 4 KiB pages ever returned to the OS (retain limit, page release,
+ * scavenge), and how often and how long threads waited for one of
+ * hakmem's internal locks. */
+HAK_API uint64_t hak_released_pages(void);
+HAK_API uint64_t hak_lock_waits(void);
+HAK_API uint64_t hak_lock_wait_ns(void);
 /* Faults detected so far (same as hak_stats_get().integrity_events). */
 HAK_API uint64_t hak_integrity_events(void);
 /* "release" or "debug". */
@@ -110,9 +118,29 @@ HAK_API uint32_t hkm_tiny_get_tls_capacity(int cls);
  * Returns 0, or -1 for a bad class or a threshold outside 1..65536. */
 HAK_API int hkm_tiny_set_drain_threshold(int cls, uint32_t n);
 HAK_API uint32_t hkm_tiny_get_drain_threshold(int cls);
-/* Returns empty slab memory and cached large spans to the OS, stopping once
+/* Blocks a refill moves into a TLS SLL at once (the "bundle"): 0 restores
+ * the default, half the class's TLS capacity; a width above the capacity
+ * acts as the capacity.  Read by each refill.  Returns 0, or -1 for a bad
+ * class or a width above 4096.  The getter returns the width in effect. */
+HAK_API int hkm_tiny_set_bundle_width(int cls, uint32_t n);
+HAK_API uint32_t hkm_tiny_get_bundle_width(int cls);
+/* Page release inside spans still in use: when a thread returns blocks and
+ * a span's use falls to 1/8 (and again 1/32) of its capacity, runs of at
+ * least min_pages whole 4 KiB pages holding only free blocks go back to
+ * the OS (madvise MADV_DONTNEED); their blocks are reused last.  0 (the
+ * default, or HAKMEM_RELEASE_PAGES) turns it off.  Returns 0, or -1 above
+ * HAK_RELEASE_PAGES_MAX. */
+#define HAK_RELEASE_PAGES_MAX 128
+HAK_API int hkm_set_release_pages(uint32_t min_pages);
+HAK_API uint32_t hkm_get_release_pages(void);
+/* Returns memory to the OS in budgeted steps: empty slab spans of the
+ * shared pool (a span at a time), the free pages of spans of exited
+ * threads, and cached large spans (the calling thread's first).  Stops once
  * budget_ns has passed (0 = no limit).  Returns the bytes released. */
 HAK_API size_t hak_scavenge(uint64_t budget_ns);
+/* The same, also stopping once max_pages 4 KiB pages went back (0 = no
+ * limit; a step may overshoot by one span).  Returns the pages released. */
+HAK_API size_t hak_scavenge_pages(size_t max_pages, uint64_t budget_ns);
 
 #ifdef __cplusplus
 }
