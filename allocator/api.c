@@ -29,22 +29,11 @@ static inline void free_ptr(void *p) {
 
 #ifdef HAKMEM_INJECT_WORK
 /* Regression-gate proof builds only: a fixed amount of extra work in every
- * malloc (loop iterations of about 4 instructions each), which the gates
- * must catch: HAKMEM_INJECT_WORK iterations, or as many as the environment
- * variable of that name says (read once), so one build serves both the
- * instruction proof (+3%) and the wall-clock one (+10%). */
-#include <stdlib.h>
-
-static int inject_iterations = -1;
-
+ * malloc (HAKMEM_INJECT_WORK nop iterations), which the gates must catch;
+ * variants.bzl has one build for the instruction gate and one for the wall
+ * clock. */
 static inline void injected_work(void) {
-  int n = inject_iterations;
-  if (n < 0) {
-    const char *v = getenv("HAKMEM_INJECT_WORK");
-    n = v && *v ? atoi(v) : HAKMEM_INJECT_WORK;
-    inject_iterations = n < 0 ? 0 : n;
-  }
-  for (int i = 0; i < n; i++) __asm__ volatile("nop");
+  for (int i = 0; i < HAKMEM_INJECT_WORK; i++) __asm__ volatile("nop");
 }
 #else
 static inline void injected_work(void) {}

@@ -112,6 +112,16 @@ HAKMEM_PROOF_VARIANTS = [
         # variant_deps (ACE) of this suffix: release's, unchanged.
         dep_suffix = "",
     ),
+    # The wall-clock proof: enough nops per malloc to slow the workloads by
+    # about 10% (fragmentation -13.5% on 2 cores; regression/README.md).
+    struct(
+        name = "inject_wall",
+        suffix = "_inject_wall",
+        defines = ["HAKMEM_BUILD_RELEASE=1"],
+        local_defines = ["NDEBUG", "HAKMEM_INJECT_WORK=130"],
+        copts = ["-O2", "-fomit-frame-pointer"],
+        dep_suffix = "",
+    ),
     # Release without ACE linked in (no variant_deps): the instruction gate
     # run against it (//regression:gate_noace) shows what linking ACE costs
     # the allocation paths while ACE is off - nothing, by design (SPEC §2).
