@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "allocator/decimal.h"
+
 void hkm_ace_config_default(struct hkm_ace_config *c) {
   *c = (struct hkm_ace_config){
       .enabled = 0,
@@ -29,19 +31,6 @@ static void warn_bad(int fd, const char *name, const char *value, const char *ex
   }
 }
 
-/* Decimal digits only, in [lo, hi] (config.c's rule): 0 and *out set, or -1. */
-static int parse_u64(const char *v, uint64_t lo, uint64_t hi, uint64_t *out) {
-  uint64_t x = 0;
-  if (!*v) return -1;
-  for (const char *c = v; *c; c++) {
-    if (*c < '0' || *c > '9' || x > (UINT64_MAX - 9) / 10) return -1;
-    x = x * 10 + (uint64_t)(*c - '0');
-  }
-  if (x < lo || x > hi) return -1;
-  *out = x;
-  return 0;
-}
-
 struct setting {
   const char *name;
   uint64_t lo, hi;
@@ -55,7 +44,7 @@ static int load(const struct setting *s, uint64_t *target,
   if (present) *present = 0;
   if (!v) return 0;
   uint64_t x;
-  if (parse_u64(v, s->lo, s->hi, &x) < 0) {
+  if (!hak_parse_decimal(v, s->lo, s->hi, &x)) {
     warn_bad(fd, s->name, v, s->expected);
     return 1;
   }

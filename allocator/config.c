@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decimal.h"
 #include "report.h"
 
 struct hak_config hak_config = {
@@ -48,19 +49,6 @@ static const struct numeric_setting {
     {"HAKMEM_REDZONE", 0, 1, "0 or 1", 0, &hak_config.redzone},
 };
 
-/* Decimal in [lo, hi]: 1 and *out set, or -1. */
-static int parse_u64(const char *v, uint64_t lo, uint64_t hi, uint64_t *out) {
-  uint64_t x = 0;
-  if (!*v) return -1;
-  for (const char *c = v; *c; c++) {
-    if (*c < '0' || *c > '9' || x > (UINT64_MAX - 9) / 10) return -1;
-    x = x * 10 + (uint64_t)(*c - '0');
-  }
-  if (x < lo || x > hi) return -1;
-  *out = x;
-  return 1;
-}
-
 int hak_config_load(void) {
   int bad = 0;
   for (size_t i = 0; i < sizeof numeric_settings / sizeof numeric_settings[0]; i++) {
@@ -68,7 +56,7 @@ int hak_config_load(void) {
     const char *v = getenv(s->name);
     uint64_t x;
     if (!v) continue;
-    if (parse_u64(v, s->lo, s->hi, &x) > 0) {
+    if (hak_parse_decimal(v, s->lo, s->hi, &x)) {
       *s->target = x << s->shift;
     } else {
       warn_bad(s->name, v, s->expected);

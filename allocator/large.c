@@ -166,10 +166,10 @@ static uint64_t span_release(struct hak_large_span span) {
   return span.len;
 }
 
-/* A freed span: back to its arena, into the cache if it is long and there
- * is room, else unmapped. */
+/* A freed span: into the cache if it is too long for an arena (so never an
+ * arena run) and there is room, else released. */
 static void span_put(struct hak_large_span span) {
-  if (span.len > HAK_ARENA_MAX_SPAN && !hak_arena_owns(span.base)) {
+  if (span.len > HAK_ARENA_MAX_SPAN) {
     hak_lock(&cache_lock);
     int kept = huge_count < HUGE_SLOTS &&
                huge_cached_bytes + span.len <= hak_config.large_cache_bytes;
@@ -181,6 +181,25 @@ static void span_put(struct hak_large_span span) {
     if (kept) return;
   }
   span_release(span);
+}
+
+/* A span of need bytes for a block aligned to align: an arena run, a
+ * cached long span, or else a fresh mapping (aligned itself when align is
+ * above a page).  *zeroed tells whether its pages read as zeros. */
+static int span_get(size_t need, size_t align, struct hak_large_span *span, int *zeroed) {
+  *zeroed = 0;
+  if (align <= HAK_PAGE_SIZE) {
+    if (need <= HAK_ARENA_MAX_SPAN) {
+      span->len = need;
+      if ((span->base = hak_arena_alloc(need, zeroed))) return 1;
+    } else if (cache_take(need, span)) {
+      return 1;
+    }
+  }
+  span->len = need;
+  span->base = hak_os_map_aligned(need, align > HAK_PAGE_SIZE ? align : HAK_PAGE_SIZE);
+  *zeroed = 1;
+  return span->base != NULL;
 }
 
 /* Makes the block at span.base + room live: writes its header and enters it
@@ -212,20 +231,11 @@ void *hak_large_alloc(size_t n, size_t align, int zero) {
   /* A thread that only allocates large blocks still gets a heap: its id
    * picks the thread's page arena. */
   if (!hak_tc.heap) hak_thread_attach();
-  struct hak_large_span span = {0};
-  int zeroed = 0;
-  int fits_arena = align <= HAK_PAGE_SIZE && need <= HAK_ARENA_MAX_SPAN;
-  if (fits_arena || align > HAK_PAGE_SIZE || !cache_take(need, &span)) {
-    span.len = need;
-    if (fits_arena) span.base = hak_arena_alloc(need, &zeroed);
-    if (!span.base) {
-      span.base = hak_os_map_aligned(need, align > HAK_PAGE_SIZE ? align : HAK_PAGE_SIZE);
-      zeroed = 1;
-    }
-    if (!span.base) {
-      errno = ENOMEM;
-      return NULL;
-    }
+  struct hak_large_span span;
+  int zeroed;
+  if (!span_get(need, align, &span, &zeroed)) {
+    errno = ENOMEM;
+    return NULL;
   }
   /* align <= 4096 here, or the span itself is aligned to align. */
   struct hak_heap *h = hak_tc.heap;
@@ -404,7 +414,5 @@ void hak_large_totals(struct hak_large_totals *out) {
   hak_lock(&cache_lock);
   out->cached_bytes = huge_cached_bytes;
   hak_unlock(&cache_lock);
-  uint64_t arena_mapped, arena_dirty;
-  hak_arena_totals(&arena_mapped, &arena_dirty);
-  out->cached_bytes += arena_dirty;
+  out->cached_bytes += hak_arena_dirty_bytes();
 }

@@ -21,7 +21,6 @@ struct region {
   struct arena *arena;
   struct region *next;
   uint32_t first_page;
-  uint32_t free_pages;
   uint64_t bin_mask;
   uint32_t bin_head[BINS];
   uint32_t head[PAGES];      /* at a run's first page: length | FREE_BIT */
@@ -94,7 +93,6 @@ static void add_free(struct arena *a, struct region *r, uint32_t start, uint32_t
   if (first != NIL) r->prev_free[first] = start;
   r->bin_head[b] = start;
   r->bin_mask |= 1ull << b;
-  r->free_pages += len;
   a->dirty_pages += dirty;
 }
 
@@ -108,7 +106,6 @@ static uint32_t take_free(struct arena *a, struct region *r, uint32_t start) {
   else r->bin_head[b] = next;
   if (next != NIL) r->prev_free[next] = prev;
   if (r->bin_head[b] == NIL) r->bin_mask &= ~(1ull << b);
-  r->free_pages -= len;
   a->dirty_pages -= r->dirty[start];
   if (a->dirty_pages < a->low_water) a->low_water = a->dirty_pages;
   return len;
@@ -317,12 +314,12 @@ void hak_arena_unlock_all(void) {
   for (int i = HAK_ARENAS; i-- > 0;) hak_unlock(&arenas[i].lock);
 }
 
-void hak_arena_totals(uint64_t *mapped_bytes, uint64_t *dirty_free_bytes) {
-  *mapped_bytes = *dirty_free_bytes = 0;
+uint64_t hak_arena_dirty_bytes(void) {
+  uint64_t pages = 0;
   for (int i = 0; i < HAK_ARENAS; i++) {
     hak_lock(&arenas[i].lock);
-    *mapped_bytes += (uint64_t)arenas[i].region_count * HAK_ARENA_REGION_SIZE;
-    *dirty_free_bytes += arenas[i].dirty_pages * HAK_PAGE_SIZE;
+    pages += arenas[i].dirty_pages;
     hak_unlock(&arenas[i].lock);
   }
+  return pages * HAK_PAGE_SIZE;
 }

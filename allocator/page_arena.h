@@ -53,7 +53,7 @@ uint64_t hak_arena_purge(uint64_t deadline_ns) HAK_INTERNAL;
 /* Fork hooks. */
 void hak_arena_lock_all(void) HAK_INTERNAL;
 void hak_arena_unlock_all(void) HAK_INTERNAL;
-/* Bytes of regions mapped, and of dirty free runs kept for reuse. */
-void hak_arena_totals(uint64_t *mapped_bytes, uint64_t *dirty_free_bytes) HAK_INTERNAL;
+/* Bytes of dirty free pages the arenas keep for reuse. */
+uint64_t hak_arena_dirty_bytes(void) HAK_INTERNAL;
 
 #endif
