@@ -65,6 +65,8 @@ static void maybe_release(struct hak_heap *h, struct hak_slab *s) {
   struct hak_slab_list *avail = &h->avail[s->cls];
   if (s->on_full_list || (avail->head == s && avail->tail == s)) return;
   list_remove(avail, s);
+  /* Its released runs go out before another thread can carve into them. */
+  hak_release_batch_flush(&h->release_batch);
   hak_span_release(s);
 }
 
@@ -182,6 +184,9 @@ int hak_refill(struct hak_tcache *tc, unsigned cls) {
   struct hak_heap *h = tc->heap;
   hak_knobs_refresh(tc);
   h->flushes_since_refill = 0;
+  /* The run of frees is over, and an unpark below would write into pages
+   * still waiting for their madvise. */
+  if (HAK_UNLIKELY(h->release_batch.n)) hak_release_batch_flush(&h->release_batch);
   struct hak_bin *bin = &tc->bins[cls];
   /* A bundle: the set width (never more than the list holds), else half
    * the capacity. */
@@ -223,7 +228,8 @@ void hak_flush(struct hak_tcache *tc, unsigned cls, uint32_t keep) {
     s->used--;
     if (s->on_full_list) move_to_avail(h, s);
     if (s->used == 0) maybe_release(h, s);
-    else if (HAK_UNLIKELY(release) && hak_release_point(h, s)) hak_span_release_pages(s, release);
+    else if (HAK_UNLIKELY(release) && hak_release_point(h, s))
+      hak_span_release_pages(s, release, &h->release_batch);
   }
   HAK_COUNTER_SET(bin->count, count);
   HAK_COUNTER_SET(bin->net_in, bin->net_in - flushed);
@@ -312,6 +318,7 @@ void hak_thread_detach(void) {
   if (!h) return;
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) hak_flush(tc, c, 0);
   drain_pending(h);
+  hak_release_batch_flush(&h->release_batch); /* before the spans leave */
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) {
     give_back_spans(&h->avail[c]);
     give_back_spans(&h->full[c]);

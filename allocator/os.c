@@ -1,7 +1,10 @@
 #include "os.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +31,38 @@ void *hak_os_map_aligned(size_t len, size_t align) {
 void hak_os_unmap(void *p, size_t len) { munmap(p, len); }
 
 void hak_os_decommit(void *p, size_t len) { madvise(p, len, MADV_DONTNEED); }
+
+/* The kernel's "this process" pidfd (PIDFD_SELF_THREAD_GROUP, not in every
+ * libc's headers).  A kernel without it answers EBADF: a negative number
+ * is never the descriptor of another process, so a forked child (whose
+ * real pidfd would still name its parent) is safe too. */
+#define PIDFD_SELF_GROUP (-10001)
+
+static _Atomic int batch_refused; /* process_madvise failed once: never again */
+
+void hak_os_decommit_batch(const struct iovec *v, unsigned n) {
+  if (n == 0) return;
+  int saved = errno; /* free() leaves errno alone */
+#ifdef SYS_process_madvise
+  if (n > 1 && !atomic_load_explicit(&batch_refused, memory_order_relaxed)) {
+    size_t want = 0;
+    for (unsigned i = 0; i < n; i++) want += v[i].iov_len;
+    long got = syscall(SYS_process_madvise, PIDFD_SELF_GROUP, v, (size_t)n, MADV_DONTNEED, 0u);
+    if (got >= 0 && (size_t)got == want) {
+      errno = saved;
+      return;
+    }
+    /* Refused (no PIDFD_SELF, MADV_DONTNEED not taken, a seccomp filter):
+     * one madvise a range from now on.  A short count is a range that
+     * failed midway; the loop below redoes them all (DONTNEED twice is
+     * harmless). */
+    if (got < 0 && errno != EINTR && errno != EAGAIN && errno != ENOMEM)
+      atomic_store_explicit(&batch_refused, 1, memory_order_relaxed);
+  }
+#endif
+  for (unsigned i = 0; i < n; i++) madvise(v[i].iov_base, v[i].iov_len, MADV_DONTNEED);
+  errno = saved;
+}
 
 uint64_t hak_os_rss_bytes(void) {
   int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);

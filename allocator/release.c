@@ -22,7 +22,15 @@ static int overlaps(const struct hak_slab *s, const uint64_t *m, uint32_t idx) {
   return 0;
 }
 
-uint32_t hak_span_release_pages(struct hak_slab *s, uint32_t min_run) {
+void hak_release_batch_flush(struct hak_release_batch *b) {
+  if (!b->n) return;
+  hak_os_decommit_batch(b->run, b->n);
+  atomic_fetch_add_explicit(&hak_pool.released_pages, b->pages, memory_order_relaxed);
+  b->n = b->pages = 0;
+}
+
+uint32_t hak_span_release_pages(struct hak_slab *s, uint32_t min_run,
+                                struct hak_release_batch *batch) {
   uint32_t carved = atomic_load_explicit(&s->carved, memory_order_relaxed);
   if (!s->free || carved == 0 || s->capacity > MAX_BLOCKS) return 0;
   uint64_t free_map[MAX_BLOCKS / 64];
@@ -78,6 +86,13 @@ uint32_t hak_span_release_pages(struct hak_slab *s, uint32_t min_run) {
   s->free = keep;
   s->parked = (uint16_t)(s->parked + parked);
 
+  /* The pages go into the batch (the caller's, or one of this call's own
+   * that is returned before it ends); a full batch goes out first. */
+  struct hak_release_batch own;
+  if (!batch) {
+    own.n = own.pages = 0;
+    batch = &own;
+  }
   char *base = s->start;
   for (uint32_t p = 0; p < pages;) {
     if (!bit(fresh, p)) {
@@ -86,12 +101,16 @@ uint32_t hak_span_release_pages(struct hak_slab *s, uint32_t min_run) {
     }
     uint32_t q = p;
     while (q < pages && bit(fresh, q)) q++;
-    hak_os_decommit(base + (size_t)p * HAK_PAGE_SIZE, (size_t)(q - p) * HAK_PAGE_SIZE);
+    if (batch->n == HAK_RELEASE_BATCH_RUNS) hak_release_batch_flush(batch);
+    batch->run[batch->n].iov_base = base + (size_t)p * HAK_PAGE_SIZE;
+    batch->run[batch->n].iov_len = (size_t)(q - p) * HAK_PAGE_SIZE;
+    batch->n++;
+    batch->pages += q - p;
     p = q;
   }
   s->parked_pages[0] |= fresh[0];
   s->parked_pages[1] |= fresh[1];
-  atomic_fetch_add_explicit(&hak_pool.released_pages, released, memory_order_relaxed);
+  if (batch == &own || batch->pages >= HAK_RELEASE_BATCH_PAGES) hak_release_batch_flush(batch);
   return released;
 }
 

@@ -23,6 +23,19 @@
  * run of frees will not want the memory soon.  Off by default; nothing
  * here is on a malloc or free fast path.
  *
+ * The owner's released runs go out in batches (struct hak_release_batch,
+ * one a heap; hak_os_decommit_batch): a run joins the heap's batch when
+ * its blocks are parked, and the batch is returned to the OS when it
+ * holds HAK_RELEASE_BATCH_RUNS runs or HAK_RELEASE_BATCH_PAGES pages, at
+ * the thread's next refill, before one of its spans leaves it (to the
+ * pool, or abandoned when it exits).  A parked page holds nothing anyone
+ * reads, so it may stay resident a while; what must not happen is a write
+ * into it before its madvise - an unpark (only in a refill) or another
+ * thread's carving (only after the span left) - and each of those comes
+ * after the batch went out.  One call per batch instead of one per run:
+ * page release in fragmentation's free phase made ~14,000 madvise calls of
+ * 1-14 pages each, each a TLB shootdown of the other running thread.
+ *
  * Limitation: a double free of a parked block is not detected (its tag was
  * in the zeroed page). */
 #ifndef HAKMEM_RELEASE_H
@@ -33,9 +46,13 @@
 #include "types.h"
 
 /* Parks the free blocks of owned span s that fill runs of at least min_run
- * whole free pages and returns those pages to the OS.  Returns the pages
- * released. */
-uint32_t hak_span_release_pages(struct hak_slab *s, uint32_t min_run) HAK_INTERNAL;
+ * whole free pages and returns those pages to the OS: through batch (the
+ * owner's, release.h), or at once when batch is NULL.  Returns the pages
+ * taken. */
+uint32_t hak_span_release_pages(struct hak_slab *s, uint32_t min_run,
+                                struct hak_release_batch *batch) HAK_INTERNAL;
+/* Returns the batch's runs to the OS now (nothing to do when empty). */
+void hak_release_batch_flush(struct hak_release_batch *b) HAK_INTERNAL;
 /* Puts every parked block of owned span s back on its free list. */
 void hak_span_unpark(struct hak_slab *s) HAK_INTERNAL;
 

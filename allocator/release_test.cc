@@ -150,6 +150,28 @@ TEST(PageRelease, ReleasedBlocksAreReusedIntact) {
   EXPECT_EQ(hak_integrity_events(), 0u);
 }
 
+// A thread's released runs wait in its batch (release.h) until the batch
+// fills or the thread refills: the refill that follows a free phase hands
+// out parked blocks, so a run still waiting then would be zeroed under
+// them by the batch's later madvise - here at the thread's exit, after
+// the refilled blocks were written.
+TEST(PageRelease, RefillReturnsTheWaitingBatchBeforeReusingItsPages) {
+  Heap h, again;
+  std::thread t([&] {
+    ASSERT_EQ(hkm_set_release_pages(1), 0);
+    h.Fill(8u << 20);
+    h.FreeMost(10);       // leaves some runs waiting in the batch
+    again.Fill(8u << 20); // the refills reuse the parked blocks
+  });
+  t.join();  // exit returns whatever still waits
+  hkm_set_release_pages(0);
+  EXPECT_EQ(h.Damaged(), 0u);
+  EXPECT_EQ(again.Damaged(), 0u);
+  again.FreeAll();
+  h.FreeAll();
+  EXPECT_EQ(hak_integrity_events(), 0u);
+}
+
 TEST(PageRelease, SetterRange) {
   EXPECT_EQ(hkm_set_release_pages(HAK_RELEASE_PAGES_MAX + 1), -1);
   EXPECT_EQ(hkm_set_release_pages(8), 0);

@@ -217,7 +217,7 @@ uint64_t hak_pool_scavenge(uint64_t deadline_ns, uint64_t max_pages) {
       }
       /* Popped, the span is this thread's alone: its free pages can go
        * (hak_span_release_pages counts them in released_pages itself). */
-      if (!out_of_budget(deadline_ns, max_pages, pages)) pages += hak_span_release_pages(s, 1);
+      if (!out_of_budget(deadline_ns, max_pages, pages)) pages += hak_span_release_pages(s, 1, NULL);
       hak_span_abandon(s);
     }
   }

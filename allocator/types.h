@@ -40,6 +40,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "hakmem.h"
 
@@ -162,6 +163,19 @@ struct hak_large_span {
   size_t len;
 };
 
+/* Page runs a thread has taken out of use (their blocks parked,
+ * release.h) but not yet returned to the OS: returned together, in one
+ * system call where the kernel allows it, because each call costs a TLB
+ * shootdown of every CPU running the process - on a VM an interrupt and
+ * an exit apiece - and page release returns runs of a few pages, tens of
+ * thousands of them in a program's free phase. */
+#define HAK_RELEASE_BATCH_RUNS 32
+#define HAK_RELEASE_BATCH_PAGES 256 /* at most 1 MiB waits, plus one run */
+struct hak_release_batch {
+  uint32_t n, pages;
+  struct iovec run[HAK_RELEASE_BATCH_RUNS];
+};
+
 /* A thread's heap: the spans it owns and the stack of spans whose remote
  * queues want draining.  Heaps live in global memory, never freed, so a
  * remote free can always announce itself to a span's owner; a heap whose
@@ -176,6 +190,7 @@ struct hak_heap {
   uint32_t flushes_since_refill; /* owner-only: a long run of flushes with
                                     no refill is a program giving memory
                                     back (release.h) */
+  struct hak_release_batch release_batch; /* owner-only (release.h) */
   _Atomic uint64_t large_allocs, large_frees;
 };
 
