@@ -66,7 +66,7 @@ static void maybe_release(struct hak_heap *h, struct hak_slab *s) {
   if (s->on_full_list || (avail->head == s && avail->tail == s)) return;
   list_remove(avail, s);
   /* Its released runs go out before another thread can carve into them. */
-  hak_release_batch_flush(&h->release_batch);
+  hak_release_batch_flush_span(&h->release_batch, s);
   hak_span_release(s);
 }
 

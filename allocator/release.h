@@ -27,8 +27,8 @@
  * one a heap; hak_os_decommit_batch): a run joins the heap's batch when
  * its blocks are parked, and the batch is returned to the OS when it
  * holds HAK_RELEASE_BATCH_RUNS runs or HAK_RELEASE_BATCH_PAGES pages, at
- * the thread's next refill, before one of its spans leaves it (to the
- * pool, or abandoned when it exits).  A parked page holds nothing anyone
+ * the thread's next refill, and before a span with a run in it leaves the
+ * thread (to the pool; all of it when the thread exits).  A parked page holds nothing anyone
  * reads, so it may stay resident a while; what must not happen is a write
  * into it before its madvise - an unpark (only in a refill) or another
  * thread's carving (only after the span left) - and each of those comes
@@ -53,6 +53,12 @@ uint32_t hak_span_release_pages(struct hak_slab *s, uint32_t min_run,
                                 struct hak_release_batch *batch) HAK_INTERNAL;
 /* Returns the batch's runs to the OS now (nothing to do when empty). */
 void hak_release_batch_flush(struct hak_release_batch *b) HAK_INTERNAL;
+/* The same, if a run of span s waits in it: what must happen before s
+ * leaves its owner.  Otherwise the batch keeps filling - in a free phase
+ * spans empty one after another, and flushing at each made batches of a
+ * run or two. */
+void hak_release_batch_flush_span(struct hak_release_batch *b,
+                                  const struct hak_slab *s) HAK_INTERNAL;
 /* Puts every parked block of owned span s back on its free list. */
 void hak_span_unpark(struct hak_slab *s) HAK_INTERNAL;
 
