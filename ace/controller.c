@@ -306,12 +306,36 @@ static void fast_loop(struct hkm_ace_controller *ctl, const struct hkm_ace_sampl
   ctl->ops_ref = ctl->ops_ref > 0 ? 0.75 * ctl->ops_ref + 0.25 * s->ops_per_sec : s->ops_per_sec;
 }
 
+/* Every tick: the fragmentation window the slow loop judges, and page
+ * release turned on as soon as fragmentation shows.  The knob costs
+ * nothing while threads churn (they release only in runs of frees,
+ * release.h), and waiting for the slow loop - 30 s by default - let a
+ * program's free phase come and go first; the slow loop still picks the
+ * run length (its bandit) and scavenges. */
+static void frag_tick(struct hkm_ace_controller *ctl, const struct hkm_ace_sample *s,
+                      struct hkm_ace_decision *out) {
+  const struct hkm_ace_policy *p = &ctl->policy;
+  if (s->reserved_bytes < p->frag_min_reserved) return;
+  double r = s->fragmentation_ratio;
+  if (!ctl->frag_seen || r < ctl->frag_min) ctl->frag_min = r;
+  ctl->frag_seen = 1;
+  if (r < p->frag_lo && ctl->release == 0) {
+    set_knob(out, HKM_ACE_KNOB_RELEASE, -1, 0, hkm_ace_release_candidates[0],
+             HKM_ACE_BECAUSE_FRAG, r);
+    ctl->release = hkm_ace_release_candidates[0];
+    ctl->release_calm = 0;
+  }
+}
+
 static void slow_loop(struct hkm_ace_controller *ctl, const struct hkm_ace_sample *s,
                       struct hkm_ace_decision *out) {
   const struct hkm_ace_policy *p = &ctl->policy;
-  int frag_up = s->reserved_bytes >= p->frag_min_reserved && s->fragmentation_ratio < p->frag_lo;
-  int frag_calm = s->reserved_bytes < p->frag_min_reserved ||
-                  s->fragmentation_ratio >= p->frag_calm;
+  /* Judged on the most fragmented tick since the last slow tick: the ratio
+   * swings with a program's phases, and a slow tick landing on a good
+   * moment must not miss - nor call calm - a fragmented spell. */
+  int frag_up = ctl->frag_seen && ctl->frag_min < p->frag_lo;
+  int frag_calm = !ctl->frag_seen || ctl->frag_min >= p->frag_calm;
+  double frag_signal = ctl->frag_seen ? ctl->frag_min : s->fragmentation_ratio;
   int rss_up = ctl->rss_base_set &&
                (double)s->rss_bytes > (double)ctl->rss_base * (1.0 + p->rss_up_ratio) &&
                s->rss_bytes - ctl->rss_base >= p->rss_up_min_bytes;
@@ -326,13 +350,13 @@ static void slow_loop(struct hkm_ace_controller *ctl, const struct hkm_ace_sampl
     max_pages = (uint64_t)pages * p->release_unit_pages;
     ctl->release_arm = arm;
     why = HKM_ACE_BECAUSE_FRAG;
-    signal = s->fragmentation_ratio;
+    signal = frag_signal;
     ctl->release_calm = 0;
   } else if (frag_calm) {
     /* Page release off again once fragmentation has stayed low. */
     if (ctl->release != ctl->release_default && ++ctl->release_calm >= p->restore_after) {
       set_knob(out, HKM_ACE_KNOB_RELEASE, -1, ctl->release, ctl->release_default,
-               HKM_ACE_BECAUSE_CALM, s->fragmentation_ratio);
+               HKM_ACE_BECAUSE_CALM, frag_signal);
       out->actions[out->n - 1].calm_ticks = ctl->release_calm;
       ctl->release = ctl->release_default;
       ctl->release_calm = 0;
@@ -362,9 +386,10 @@ static void slow_loop(struct hkm_ace_controller *ctl, const struct hkm_ace_sampl
   /* After the scavenge: the knob acts on what threads free from now on. */
   if (frag_up && pages != ctl->release) {
     set_knob(out, HKM_ACE_KNOB_RELEASE, -1, ctl->release, pages, HKM_ACE_BECAUSE_FRAG,
-             s->fragmentation_ratio);
+             frag_signal);
     ctl->release = pages;
   }
+  ctl->frag_seen = 0; /* a new window */
   /* The reference is the lowest RSS since the last scavenge, so slow,
    * steady growth is seen once it adds up. */
   if (rss_up || !ctl->rss_base_set || s->rss_bytes < ctl->rss_base) ctl->rss_base = s->rss_bytes;
@@ -381,5 +406,6 @@ void hkm_ace_controller_tick(struct hkm_ace_controller *ctl, const struct hkm_ac
   if (check_guards(ctl, s, out)) return;
   credit(ctl, s);
   fast_loop(ctl, s, out);
+  frag_tick(ctl, s, out);
   if (slow) slow_loop(ctl, s, out);
 }

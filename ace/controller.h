@@ -37,13 +37,18 @@
  *       candidate back towards its default; the count then starts again,
  *       so a full restore takes several calm spells (hysteresis: the "up"
  *       and "calm" thresholds differ, and calm must last).
- * Slow loop (slow = 1):
- *   fragmentation up (live/reserved < frag_lo with >= frag_min_reserved
- *       reserved) -> partial release, k from the partial-release bandit
- *       over {1, 2, 4, 8} pages: page release turned on with runs of at
- *       least k pages (hkm_set_release_pages: threads return the free pages
- *       of their emptying spans themselves, the memory only they can
- *       reach), and hak_scavenge_pages of at most k * release_unit_pages
+ * Every tick, fragmentation (live/reserved < frag_lo with >=
+ *   frag_min_reserved reserved) turns page release on (runs of 1 page) if
+ *   it is off: threads act on it only in runs of frees, so it costs nothing
+ *   while they churn, and a program's free phase need not wait for the slow
+ *   loop.  The tick's ratio also joins the window the slow loop judges.
+ * Slow loop (slow = 1), on the lowest live/reserved since the last slow
+ * tick (a tick landing on a good moment of a phased program misses nothing):
+ *   fragmentation up (below frag_lo) -> partial release, k from the
+ *       partial-release bandit over {1, 2, 4, 8} pages: page release with
+ *       runs of at least k pages (hkm_set_release_pages: threads return the
+ *       free pages of their emptying spans themselves, the memory only
+ *       they can reach), and hak_scavenge_pages of at most k * release_unit_pages
  *       pages within k/8 of the scavenge budget (what no thread owns)
  *   calm fragmentation (live/reserved >= frag_calm, or too little
  *       reserved) for restore_after slow ticks -> page release back to its
@@ -182,6 +187,9 @@ struct hkm_ace_controller {
   int release_arm;
   uint32_t release_default, release; /* page-release knob (0 = off) */
   unsigned release_calm;             /* consecutive calm slow ticks */
+  double frag_min;   /* lowest live/reserved of the ticks since the last
+                        slow tick (those with frag_min_reserved reserved) */
+  int frag_seen;     /* ... and whether there was one */
   double ops_ref;          /* moving average of ops/s (reward reference) */
   double llc_base;         /* moving average of calm LLC rates */
   int llc_base_set;

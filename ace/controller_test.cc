@@ -228,26 +228,62 @@ TEST(Controller, FragmentationUpReleasesPartially) {
   s.fragmentation_ratio = 0.3;
   s.live_bytes = 30 << 20;
   s.reserved_bytes = 100 << 20;
-  EXPECT_EQ(f.Tick(s, /*slow=*/false).n, 0u);  // the fast loop does not scavenge
+  // The first tick that sees it turns page release on (runs of one page),
+  // without waiting for the slow loop; only the slow loop scavenges.
+  const hkm_ace_decision& fast = f.Tick(s, /*slow=*/false);
+  EXPECT_EQ(Moves(fast), Strings{"release -1 0->1"});
+  ASSERT_EQ(fast.n, 1u);
+  char text[256];
+  hkm_ace_describe(&fast.actions[0], text, sizeof text);
+  EXPECT_EQ(std::string(text), "Adjusting page release: 0 → 1 (live/reserved=0.30)");
   const hkm_ace_decision& d = f.Tick(s, /*slow=*/true);
-  ASSERT_EQ(d.n, 2u);
+  ASSERT_EQ(d.n, 1u);  // the bandit's first arm is 1 page: the knob stays
   EXPECT_EQ(d.actions[0].kind, HKM_ACE_SCAVENGE);
   EXPECT_EQ(d.actions[0].reason, HKM_ACE_BECAUSE_FRAG);
   // First untried arm: 1 page unit = 1/8 of the 5 ms budget, one unit of
-  // pages, and page release on with runs of one page.
+  // pages.
   EXPECT_EQ(d.actions[0].release_pages, 1u);
   EXPECT_EQ(d.actions[0].budget_ns, f.policy.scavenge_budget_ns / 8);
   EXPECT_EQ(d.actions[0].max_pages, f.policy.release_unit_pages);
-  EXPECT_EQ(Moves(d), Strings{"release -1 0->1"});
-  char text[256];
-  hkm_ace_describe(&d.actions[1], text, sizeof text);
-  EXPECT_EQ(std::string(text), "Adjusting page release: 0 → 1 (live/reserved=0.30)");
   // The next slow tick tries the next arm; the previous one was rewarded.
   f.Tick(s, false);
   EXPECT_EQ(f.ctl.release_bandit.arms[0].pulls, 1u);
   const hkm_ace_decision& d2 = f.Tick(s, true);
   EXPECT_EQ(d2.actions[0].release_pages, 2u);
   EXPECT_EQ(Moves(d2), Strings{"release -1 1->2"});
+  hkm_ace_describe(&d2.actions[1], text, sizeof text);
+  EXPECT_EQ(std::string(text), "Adjusting page release: 1 → 2 (live/reserved=0.30)");
+}
+
+// A phased program's ratio swings from tick to tick: the slow loop judges
+// the most fragmented tick since the last slow tick, not the one it lands
+// on.
+TEST(Controller, SlowLoopJudgesTheWorstTickSinceTheLastOne) {
+  Fixture f;
+  hkm_ace_sample low = Calm();
+  low.fragmentation_ratio = 0.3;
+  hkm_ace_sample high = Calm();
+  high.fragmentation_ratio = 0.8;  // calm by itself
+  f.Tick(low, false);
+  const hkm_ace_decision& d = f.Tick(high, /*slow=*/true);
+  ASSERT_EQ(d.n, 1u);
+  EXPECT_EQ(d.actions[0].kind, HKM_ACE_SCAVENGE);
+  EXPECT_EQ(d.actions[0].reason, HKM_ACE_BECAUSE_FRAG);
+  EXPECT_DOUBLE_EQ(d.actions[0].signal, 0.3);
+  // The window starts again after each slow tick: a calm one scavenges
+  // nothing.
+  f.Tick(high, false);
+  EXPECT_EQ(f.Tick(high, true).n, 0u);
+}
+
+// Release stays off for a heap too small to matter, on any tick.
+TEST(Controller, FragmentationOfASmallHeapLeavesReleaseOff) {
+  Fixture f;
+  hkm_ace_sample s = Calm();
+  s.fragmentation_ratio = 0.1;
+  s.live_bytes = 1 << 20;
+  s.reserved_bytes = 10 << 20;  // below frag_min_reserved (16 MiB)
+  for (int t = 0; t < 4; ++t) EXPECT_EQ(Moves(f.Tick(s, t % 2 == 1)), Strings{});
 }
 
 TEST(Controller, PageReleaseGoesOffAfterCalmSlowTicks) {
@@ -255,6 +291,11 @@ TEST(Controller, PageReleaseGoesOffAfterCalmSlowTicks) {
   hkm_ace_sample frag = Calm();
   frag.fragmentation_ratio = 0.3;
   EXPECT_EQ(Moves(f.Tick(frag, true)), Strings{"release -1 0->1"});
+  // A calm slow tick right after a fragmented fast tick judges the window
+  // fragmented: release stays on (the bandit tries its next arm).
+  f.Tick(frag, false);
+  EXPECT_EQ(Moves(f.Tick(Calm(), true)), Strings{"release -1 1->2"});
+  EXPECT_EQ(f.ctl.release_calm, 0u);
   // Between frag_lo and frag_calm: neither up nor calm, nothing moves.
   hkm_ace_sample between = Calm();
   between.fragmentation_ratio = 0.6;
@@ -264,7 +305,7 @@ TEST(Controller, PageReleaseGoesOffAfterCalmSlowTicks) {
     EXPECT_EQ(Moves(f.Tick(Calm(), false)), Strings{});
     EXPECT_EQ(Moves(f.Tick(Calm(), true)), Strings{});
   }
-  EXPECT_EQ(Moves(f.Tick(Calm(), true)), Strings{"release -1 1->0"});
+  EXPECT_EQ(Moves(f.Tick(Calm(), true)), Strings{"release -1 2->0"});
   EXPECT_EQ(f.d.actions[0].reason, HKM_ACE_BECAUSE_CALM);
 }
 
