@@ -383,12 +383,6 @@ static void slow_loop(struct hkm_ace_controller *ctl, const struct hkm_ace_sampl
       a->baseline = (double)ctl->rss_base;
     }
   }
-  /* After the scavenge: the knob acts on what threads free from now on. */
-  if (frag_up && pages != ctl->release) {
-    set_knob(out, HKM_ACE_KNOB_RELEASE, -1, ctl->release, pages, HKM_ACE_BECAUSE_FRAG,
-             frag_signal);
-    ctl->release = pages;
-  }
   ctl->frag_seen = 0; /* a new window */
   /* The reference is the lowest RSS since the last scavenge, so slow,
    * steady growth is seen once it adds up. */

@@ -38,18 +38,23 @@
  *       so a full restore takes several calm spells (hysteresis: the "up"
  *       and "calm" thresholds differ, and calm must last).
  * Every tick, fragmentation (live/reserved < frag_lo with >=
- *   frag_min_reserved reserved) turns page release on (runs of 1 page) if
- *   it is off: threads act on it only in runs of frees, so it costs nothing
- *   while they churn, and a program's free phase need not wait for the slow
- *   loop.  The tick's ratio also joins the window the slow loop judges.
+ *   frag_min_reserved reserved) turns page release on with runs of 1 page
+ *   (hkm_set_release_pages: threads return the free pages of their
+ *   emptying spans themselves, the memory only they can reach) if it is
+ *   off.  Threads act on it only in runs of frees, so it costs nothing
+ *   while they churn, and a program's free phase need not wait for the
+ *   slow loop.  Runs of 1 page: every free page costs the same to return
+ *   (the runs go out in batches, release.h), and a longer minimum, which
+ *   the slow loop's bandit used to explore here, left whatever arm it was
+ *   trying when the free phase came (fragmentation's RSS after its free
+ *   phase: 218 MB with runs of 1 page, 291 MB with 4, 400 MB with 8).  The tick's ratio also joins the
+ *   window the slow loop judges.
  * Slow loop (slow = 1), on the lowest live/reserved since the last slow
  * tick (a tick landing on a good moment of a phased program misses nothing):
- *   fragmentation up (below frag_lo) -> partial release, k from the
- *       partial-release bandit over {1, 2, 4, 8} pages: page release with
- *       runs of at least k pages (hkm_set_release_pages: threads return the
- *       free pages of their emptying spans themselves, the memory only
- *       they can reach), and hak_scavenge_pages of at most k * release_unit_pages
- *       pages within k/8 of the scavenge budget (what no thread owns)
+ *   fragmentation up (below frag_lo) -> partial release: hak_scavenge_pages
+ *       of at most k * release_unit_pages pages within k/8 of the scavenge
+ *       budget (what no thread owns), k from the partial-release bandit
+ *       over {1, 2, 4, 8}
  *   calm fragmentation (live/reserved >= frag_calm, or too little
  *       reserved) for restore_after slow ticks -> page release back to its
  *       default (off)
