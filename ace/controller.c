@@ -16,6 +16,7 @@ void hkm_ace_policy_default(struct hkm_ace_policy *p) {
       .llc_calm_ratio = 0.05,
       .llc_floor = 0.01,
       .mutex_up_ns_per_sec = 1e6,
+      .mutex_up_waits_per_sec = 100,
       .diet_min_cached_bytes = 64 << 10,
       .restore_after = 4,
       .bundle_default = 32,
@@ -225,8 +226,10 @@ static void fast_loop(struct hkm_ace_controller *ctl, const struct hkm_ace_sampl
                llc > ctl->llc_base * (1.0 + p->llc_up_ratio);
   int llc_calm = llc < p->llc_floor || !ctl->llc_base_set ||
                  llc <= ctl->llc_base * (1.0 + p->llc_calm_ratio);
-  int mutex_up = s->mutex_wait_ns_per_sec >= p->mutex_up_ns_per_sec;
-  int mutex_calm = s->mutex_wait_ns_per_sec < p->mutex_up_ns_per_sec / 2;
+  int mutex_up = s->mutex_wait_ns_per_sec >= p->mutex_up_ns_per_sec &&
+                 s->mutex_waits_per_sec >= p->mutex_up_waits_per_sec;
+  int mutex_calm = s->mutex_wait_ns_per_sec < p->mutex_up_ns_per_sec / 2 ||
+                   s->mutex_waits_per_sec < p->mutex_up_waits_per_sec / 2;
 
   for (int c = 0; c < HAK_NUM_CLASSES; c++) {
     struct hkm_ace_class *k = &ctl->cls[c];

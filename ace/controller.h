@@ -30,8 +30,13 @@
  *       capacity of classes caching >= diet_min_cached_bytes times a diet
  *       factor < 1 (diet bandit; the table's 1.0 is the undieted state,
  *       not an arm the rule pulls), never below the smallest candidate (4)
- *   mutex wait up -> wider bundle (bundle bandit): refills move more blocks
- *       per trip to the shared structures behind the locks
+ *   mutex wait up (time waiting, in many waits) -> wider bundle (bundle
+ *       bandit): refills move more blocks per trip to the shared
+ *       structures behind the locks.  Many waits, because a few long ones
+ *       are a lock holder descheduled on a busy machine, not contention a
+ *       wider bundle could ease: fragmentation shows 5-13 waits of ~4 ms
+ *       a run, ACE on or off, and widened then restored bundles all run
+ *       long (190 knob moves in 7 runs) for nothing.
  *   calm (backlog <= backlog_lo, LLC within llc_calm_ratio of baseline,
  *       mutex wait low) for restore_after ticks -> the knob moves one
  *       candidate back towards its default; the count then starts again,
@@ -97,6 +102,7 @@ struct hkm_ace_policy {
   double llc_calm_ratio;        /* calm: rate <= baseline * (1 + this) (0.05) */
   double llc_floor;             /* rates below this are calm (0.01) */
   double mutex_up_ns_per_sec;   /* "mutex wait up" at or above (1e6: 0.1%) */
+  double mutex_up_waits_per_sec; /* ... in at least this many waits a second (100) */
   uint64_t diet_min_cached_bytes; /* classes caching less are not dieted (64 KiB) */
   unsigned restore_after;       /* calm ticks before a restoring step (4) */
   uint32_t bundle_default;      /* the allocator's bundle width (32) */

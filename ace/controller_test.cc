@@ -198,11 +198,29 @@ TEST(Controller, MutexWaitWidensBundles) {
   Fixture f;
   hkm_ace_sample s = Calm();
   s.mutex_wait_ns_per_sec = 5e6;
+  s.mutex_waits_per_sec = 1000;
   EXPECT_EQ(Moves(f.Tick(s)), Strings{"bundle 5 32->64"});  // only the class in use
   EXPECT_EQ(f.d.actions[0].reason, HKM_ACE_BECAUSE_MUTEX);
   char text[256];
   EXPECT_EQ(hkm_ace_describe(&f.d.actions[0], text, sizeof text), HKM_ACE_LOG_INFO);
   EXPECT_EQ(std::string(text), "Adjusting bundle width[5]: 32 → 64 (mutex wait=5000000 ns/s)");
+}
+
+// A few long waits - a lock holder descheduled - are not contention: the
+// bundles stay, and bundles already wide count the spell as calm.
+TEST(Controller, FewLongWaitsLeaveBundlesAlone) {
+  Fixture f;
+  hkm_ace_sample s = Calm();
+  s.mutex_wait_ns_per_sec = 40e6;  // 10 waits of 4 ms in a second
+  s.mutex_waits_per_sec = 10;
+  for (int t = 0; t < 5; ++t) EXPECT_EQ(Moves(f.Tick(s)), Strings{});
+  hkm_ace_sample busy = s;
+  busy.mutex_waits_per_sec = 1000;
+  EXPECT_EQ(Moves(f.Tick(busy)), Strings{"bundle 5 32->64"});
+  Strings moves;
+  for (unsigned t = 0; t < f.policy.restore_after; ++t)
+    for (const std::string& m : Moves(f.Tick(s))) moves.push_back(m);
+  EXPECT_EQ(moves, Strings{"bundle 5 64->32"});
 }
 
 TEST(Controller, BundleDefaultsComeFromTheAllocator) {
@@ -212,6 +230,7 @@ TEST(Controller, BundleDefaultsComeFromTheAllocator) {
   hkm_ace_controller_set_defaults(&f.ctl, bundle, 0);
   hkm_ace_sample s = Calm();
   s.mutex_wait_ns_per_sec = 5e6;
+  s.mutex_waits_per_sec = 1000;
   EXPECT_EQ(Moves(f.Tick(s)), Strings{"bundle 5 8->16"});  // first candidate above 8
   // Calm again: back to the allocator's 8, not the policy's 32.
   Strings moves;

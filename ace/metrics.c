@@ -28,6 +28,7 @@ int hkm_ace_metrics_init(struct hkm_ace_metrics *m) {
   m->probe_enabled = 1;
   hak_stats_get(&m->prev);
   m->prev_lock_wait_ns = hak_lock_wait_ns();
+  m->prev_lock_waits = hak_lock_waits();
   m->prev_released_pages = hak_released_pages();
   m->prev_ns = hkm_ace_now_ns();
   if (hkm_ace_llc_open(&m->llc) < 0 &&
@@ -117,6 +118,9 @@ int hkm_ace_metrics_collect(struct hkm_ace_metrics *m, struct hkm_ace_sample *ou
   out->llc_miss_rate = hkm_ace_llc_rate(&m->llc);
   uint64_t wait_ns = hak_lock_wait_ns(), released = hak_released_pages();
   out->mutex_wait_ns_per_sec = (double)delta(wait_ns, m->prev_lock_wait_ns) / out->interval_s;
+  uint64_t waits = hak_lock_waits();
+  out->mutex_waits_per_sec = (double)delta(waits, m->prev_lock_waits) / out->interval_s;
+  m->prev_lock_waits = waits;
   out->released_bytes = delta(released, m->prev_released_pages) * (uint64_t)HKM_ACE_PAGE_BYTES;
   m->prev_lock_wait_ns = wait_ns;
   m->prev_released_pages = released;

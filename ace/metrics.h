@@ -18,6 +18,7 @@
  *                               nothing is reserved)
  *   RSS                         hak_stats rss_bytes (/proc)
  *   LLC miss rate               perf_event_open (llc.h), 0.0 where absent
+ *   mutex waits                 hak_lock_waits(), delta: contended acquisitions
  *   mutex wait                  hak_lock_wait_ns(), delta: time threads
  *                               spent waiting for the allocator's (rare-path)
  *                               spin locks, counted only when one was held
@@ -53,6 +54,7 @@ struct hkm_ace_sample {
   uint64_t tls_cached_bytes[HAK_NUM_CLASSES]; /* bytes sitting in TLS lists */
   double llc_miss_rate;                       /* misses / references, 0..1 */
   double mutex_wait_ns_per_sec;               /* lock waiting, ns per second */
+  double mutex_waits_per_sec;                 /* contended acquisitions a second */
   double fragmentation_ratio;                 /* live / reserved, 0..1 */
   uint64_t live_bytes, reserved_bytes;        /* slab tiers */
   uint64_t large_cached_bytes;                /* freed large spans kept */
@@ -66,7 +68,8 @@ struct hkm_ace_metrics {
   struct hak_stats prev;  /* snapshot the next deltas start from */
   struct hak_stats cur;   /* scratch for the new snapshot */
   uint64_t prev_ns;       /* monotonic time of prev */
-  uint64_t prev_lock_wait_ns, prev_released_pages; /* counters outside hak_stats */
+  uint64_t prev_lock_wait_ns, prev_lock_waits, prev_released_pages; /* counters outside
+                                                                       hak_stats */
   uint64_t probe_ops[HAK_NUM_CLASSES]; /* the probe's own ops, subtracted
                                           from the next interval */
   struct hkm_ace_llc llc;
