@@ -86,6 +86,15 @@ TEST(AceMetrics, RemoteBacklogPerClass) {
   std::thread([&] {
     for (void* p : v) free(p);  // remote frees: this thread owns no slab of them
   }).join();
+  // Snapshot after snapshot with no remote free between, the backlog is
+  // still there: only a walk that found none lets later snapshots skip
+  // theirs (stats.c).  (Before the collect: its probe allocates from the
+  // busiest classes, cls among them, and that refill drains.)
+  for (int i = 0; i < 2; i++) {
+    hak_stats st;
+    hak_stats_get(&st);
+    EXPECT_GE(st.cls[cls].remote_backlog, static_cast<uint64_t>(n)) << "snapshot " << i;
+  }
   hkm_ace_metrics_collect(&g_metrics, &g_sample);
   EXPECT_GE(g_sample.remote_backlog[cls], static_cast<uint64_t>(n));
   EXPECT_EQ(g_sample.remote_backlog[cls + 1], 0u);
