@@ -5,7 +5,10 @@
 // deadline and must exit with status 0.
 //
 // Children use only hakmem, pthreads and _exit: no gtest, no stdio.  Their
-// exit status says which step failed (see ChildStep).
+// exit status says which step failed (see ChildStep).  Two watchdogs: each
+// child arms alarm() first thing (a child deadlocked on an inherited lock
+// dies of SIGALRM instead of hanging), and the parent waits for each child
+// with a deadline and kills it when it passes.
 
 #include <errno.h>
 #include <malloc.h>
@@ -121,6 +124,8 @@ struct Inherited {
 };
 
 [[noreturn]] void ChildMain(uint32_t seed, const Inherited* inherited) {
+  signal(SIGALRM, SIG_DFL);
+  alarm(kChildDeadlineSeconds - 10);
   const uint64_t events = hak_integrity_events();
   int status = ChurnInChild(seed, 5000);
   if (status == kChildOk && inherited != nullptr) {
@@ -163,9 +168,11 @@ bool ChildSucceeded(pid_t pid, int index) {
     pid_t r = waitpid(pid, &status, WNOHANG);
     if (r == pid) {
       if (WIFSIGNALED(status)) {
-        ADD_FAILURE() << "child " << index << " killed by signal "
-                      << WTERMSIG(status) << " (" << strsignal(WTERMSIG(status))
-                      << ")";
+        ADD_FAILURE() << "child " << index
+                      << (WTERMSIG(status) == SIGALRM
+                              ? " hung: its own alarm fired (deadlock after fork?)"
+                              : " killed by signal ")
+                      << WTERMSIG(status) << " (" << strsignal(WTERMSIG(status)) << ")";
         return false;
       }
       if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -319,6 +326,29 @@ TEST(Fork, ChildrenOfABusyProcessAllocateAndExitCleanly) {
     EXPECT_EQ(b[0], uint8_t(i)) << "the child's frees touched the parent";
     free(b);
   }
+  ExpectParentStillAllocates();
+  EXPECT_EQ(hak_integrity_events(), events);
+}
+
+// The volume run: 100 forks while four threads never stop allocating,
+// freeing and passing blocks to each other, so most forks land while some
+// thread is inside malloc or free.  None may hang or fail.
+TEST(Fork, HundredForksWhileThreadsAllocate) {
+  constexpr int kForks = 100;
+  const uint64_t events = hak_integrity_events();
+  BusyThreads busy(4);
+  int succeeded = 0;
+  for (int i = 0; i < kForks; ++i) {
+    void* warm = malloc(kSizes[i % kNumSizes]);  // the forking thread is busy too
+    Escape(warm);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0) << "fork: " << strerror(errno);
+    if (pid == 0) ChildMain(static_cast<uint32_t>(i * 2654435761u), nullptr);
+    free(warm);
+    if (ChildSucceeded(pid, i)) ++succeeded;
+  }
+  EXPECT_EQ(succeeded, kForks);
+  EXPECT_EQ(busy.Stop(), 0) << "busy threads saw NULL or overwritten blocks";
   ExpectParentStillAllocates();
   EXPECT_EQ(hak_integrity_events(), events);
 }

@@ -76,6 +76,24 @@ check("wall RSS +20% foreign", verdict([1.0] * 9, quiet, rss=120000, foreign="cp
 check("wall integrity events", verdict([1.0] * 9, quiet, events=1, report_only=True), "FAIL")
 check("wall no baseline", verdict([1.0] * 9, None), "new")
 
+# The baseline keeps the throughput whose ratios varied less.
+class Args:
+    profile = "quick"
+
+
+steady = [1.00, 1.01, 0.99, 1.00, 1.02, 0.98, 1.00, 1.01, 0.99]
+jumpy = [1.0, 0.8, 1.2, 0.9, 1.1, 0.7, 1.3, 1.0, 0.95]
+row = dict(name="fragmentation", peak_rss_kb=1000, wall_ratios=jumpy, cpu_ratios=steady)
+check("baseline keeps the steadier metric (cpu)", gate.wall_entry(row, Args)["metric"], "cpu")
+row = dict(name="fragmentation", peak_rss_kb=1000, wall_ratios=steady, cpu_ratios=jumpy)
+check("baseline keeps the steadier metric (wall)", gate.wall_entry(row, Args)["metric"], "wall")
+row = dict(name="larson", peak_rss_kb=1000, wall_ratios=jumpy, cpu_ratios=steady[:3])
+check("too few CPU ratios: wall", gate.wall_entry(row, Args)["metric"], "wall")
+check("old baselines are of wall throughput", gate.baseline_metric({"ratios": steady}), "wall")
+check("judged row names its metric",
+      gate.judge_wall({}, steady, 1000, 0, dict(base(steady), metric="cpu"), "", False)
+      ["metric"], "cpu")
+
 # Simulated A/A: both samples from one distribution at CVs of 2..10%.
 for c in (0.02, 0.05, 0.10):
     alarms = 0

@@ -265,7 +265,7 @@ int main(int argc, char **argv) {
 
   static char phases[48 * 1024];
   size_t len = append(phases, 0, sizeof phases, "[");
-  double start = wl_now();
+  double start = wl_phase_start();
   struct measure m = step(CMD_FILL, 0);
   len = phase_json(phases, len, sizeof phases, 0, "fill", -1, &m, base_kb);
   unsigned done = 0;
@@ -280,7 +280,7 @@ int main(int argc, char **argv) {
   }
   struct measure most = step(CMD_FREE_MOST, 0);
   struct measure all = step(CMD_FREE_ALL, 0);
-  double seconds = wl_now() - start;
+  double seconds = wl_phase_end(start);
   len = append(phases, len, sizeof phases, "]");
   if (len >= sizeof phases) {
     fprintf(stderr, "fragmentation: phase table too long\n");

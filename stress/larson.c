@@ -107,14 +107,14 @@ int main(int argc, char **argv) {
     lanes[t].chunks = calloc(P.chunks, sizeof(void *));
     lanes[t].rng = wl_seed(P.seed, t);
   }
-  double start = wl_now();
+  double start = wl_phase_start();
   deadline = start + P.seconds;
   /* Each lane passes from thread to thread: a new thread per round batch. */
   while (!atomic_load(&stop)) {
     for (uint64_t t = 0; t < P.threads; t++) pthread_create(&tids[t], NULL, lane_round, &lanes[t]);
     for (uint64_t t = 0; t < P.threads; t++) pthread_join(tids[t], NULL);
   }
-  double seconds = wl_now() - start;
+  double seconds = wl_phase_end(start);
   uint64_t ops = 0;
   for (uint64_t t = 0; t < P.threads; t++) ops += lanes[t].ops;
   printf("Throughput = %.0f operations per second\n", (double)ops / seconds);

@@ -243,11 +243,11 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
-  double start = wl_now();
+  double start = wl_phase_start();
   deadline = start + P.seconds;
   pthread_barrier_wait(&start_line);
   for (uint64_t t = 0; t < P.threads; t++) pthread_join(workers[t].tid, NULL);
-  double seconds = wl_now() - start;
+  double seconds = wl_phase_end(start);
 
   uint64_t mallocs = 0, frees = 0, handed = 0, full = 0, remote_frees = 0, max_inbox = 0;
   uint64_t errors = 0;

@@ -310,7 +310,7 @@ int main(int argc, char **argv) {
 
   struct worker *workers = calloc(P.threads, sizeof *workers);
   if (!workers) return 1;
-  double start = wl_now();
+  double start = wl_phase_start();
   deadline = start + P.seconds;
   for (uint64_t t = 0; t < P.threads; t++) {
     workers[t].id = (unsigned)t;
@@ -321,7 +321,7 @@ int main(int argc, char **argv) {
     }
   }
   for (uint64_t t = 0; t < P.threads; t++) pthread_join(workers[t].tid, NULL);
-  double seconds = wl_now() - start;
+  double seconds = wl_phase_end(start);
 
   static struct hist tiers[TIERS], all;
   uint64_t ops = 0, grows = 0, shrinks = 0, drops = 0, restarts = 0, moved = 0, errors = 0;

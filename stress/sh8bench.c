@@ -368,7 +368,7 @@ int main(int argc, char **argv) {
   pthread_barrier_init(&done_barrier, NULL, threads);
   mailbox_limit = P.batch * 64 > 16384 ? (size_t)P.batch * 64 : 16384;
 
-  double start = wl_now();
+  double start = wl_phase_start();
   deadline = start + P.seconds;
   for (unsigned t = 0; t < threads; t++) {
     if (pthread_create(&tids[t], NULL, run, &lanes[t])) {
@@ -377,7 +377,7 @@ int main(int argc, char **argv) {
     }
   }
   for (unsigned t = 0; t < threads; t++) pthread_join(tids[t], NULL);
-  double seconds = wl_now() - start;
+  double seconds = wl_phase_end(start);
 
   uint64_t allocs = 0, frees = 0, remote = 0, waits = 0, batches = 0;
   uint64_t pattern_errors = 0, verify_calls = 0, verify_bad = 0;

@@ -3,7 +3,8 @@
 #   short_run_test.sh BINARY LIBHAKMEM_SO WORKLOAD BAD,ARGS ARGS...
 # Asserts the usage contract (--help exits 0, the comma-separated BAD,ARGS
 # exit 2 with usage on stderr) and that the run ends with one valid JSON result line naming the
-# workload and hakmem, with positive counts and zero integrity events.
+# workload and hakmem, with positive counts (CPU time of the measured phase included) and zero
+# integrity events.
 set -uo pipefail
 bin=$1 so=$(realpath "$2") workload=$3
 IFS=, read -r -a bad <<<"$4"
@@ -33,8 +34,15 @@ def need(cond, what):
     if not cond: problems.append(what)
 need(r.get("workload") == workload, "workload is %r" % r.get("workload"))
 need(str(r.get("allocator", "")).startswith("hakmem-"), "allocator is %r" % r.get("allocator"))
-for key in ("threads", "ops", "seconds", "ops_per_sec", "peak_rss_kb"):
+for key in ("threads", "ops", "seconds", "ops_per_sec", "peak_rss_kb", "cpu_seconds",
+            "ops_per_cpu_sec"):
     need(isinstance(r.get(key), (int, float)) and r[key] > 0, "%s is %r" % (key, r.get(key)))
+# The phase's CPU time: positive, and no more than its threads could use in
+# its wall time (plus clock granularity).
+if all(isinstance(r.get(k), (int, float)) for k in ("cpu_seconds", "seconds", "threads")):
+    need(r["cpu_seconds"] <= r["seconds"] * r["threads"] * 1.05 + 0.01,
+         "cpu_seconds %r exceeds %r threads x %r s" % (r["cpu_seconds"], r["threads"],
+                                                      r["seconds"]))
 need(r.get("integrity_events") == 0, "integrity_events is %r" % r.get("integrity_events"))
 need(isinstance(r.get("classes"), list) and r["classes"], "no per-class figures")
 if problems:

@@ -118,6 +118,24 @@ double wl_now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static double process_cpu_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double phase_cpu_start, phase_cpu_seconds = -1;
+
+double wl_phase_start(void) {
+  phase_cpu_start = process_cpu_now();
+  return wl_now();
+}
+
+double wl_phase_end(double start) {
+  phase_cpu_seconds = process_cpu_now() - phase_cpu_start;
+  return wl_now() - start;
+}
+
 int64_t wl_integrity_events(void) {
   uint64_t (*events)(void) = (uint64_t (*)(void))hakmem_symbol("hak_integrity_events");
   return events ? (int64_t)events() : -1;
@@ -147,6 +165,9 @@ void wl_result_begin(const char *workload, unsigned threads, uint64_t ops, doubl
       "\"seconds\":%.6f,\"ops_per_sec\":%.1f,\"peak_rss_kb\":%llu",
       workload, wl_allocator_name(), threads, (unsigned long long)ops, seconds,
       seconds > 0 ? (double)ops / seconds : 0.0, (unsigned long long)wl_peak_rss_kb());
+  if (phase_cpu_seconds >= 0)
+    add(",\"cpu_seconds\":%.6f,\"ops_per_cpu_sec\":%.1f", phase_cpu_seconds,
+        phase_cpu_seconds > 0 ? (double)ops / phase_cpu_seconds : 0.0);
 }
 
 void wl_result_u64(const char *key, uint64_t v) {

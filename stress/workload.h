@@ -42,6 +42,14 @@ uint64_t wl_peak_rss_kb(void);
 uint64_t wl_rss_kb(void);
 /* Monotonic seconds. */
 double wl_now(void);
+/* The measured phase.  wl_phase_start returns wl_now() and notes the
+ * process's CPU time; wl_phase_end returns the wall seconds since start and
+ * notes the CPU seconds all threads spent meanwhile, which the result line
+ * reports as cpu_seconds and ops_per_cpu_sec.  Throughput per CPU-second
+ * does not count time the workload's threads spent preempted, so on a busy
+ * machine it moves far less than ops per wall second. */
+double wl_phase_start(void);
+double wl_phase_end(double start);
 
 /* hakmem's integrity events, or -1 when hakmem is not the allocator. */
 int64_t wl_integrity_events(void);
