@@ -17,7 +17,10 @@ void hak_os_decommit(void *p, size_t len) HAK_INTERNAL;
 /* hak_os_decommit of n ranges: one process_madvise(PIDFD_SELF,
  * MADV_DONTNEED) where the kernel accepts it (recent kernels; tried at
  * run time), which also flushes the TLBs once for the lot; otherwise, and
- * for good once that call has failed, one madvise a range. */
+ * for good once that call has failed, one madvise a range.  Only page
+ * release calls it (off unless ACE or HAKMEM_RELEASE_PAGES turns it on):
+ * a seccomp filter that kills rather than fails unknown system calls would
+ * kill the process at the first batch. */
 void hak_os_decommit_batch(const struct iovec *v, unsigned n) HAK_INTERNAL;
 /* Resident set size of the process in bytes, 0 if unknown. */
 uint64_t hak_os_rss_bytes(void) HAK_INTERNAL;
