@@ -5,7 +5,6 @@
 
 #include "init.h"
 #include "large.h"
-#include "remote.h"
 
 void *hak_alloc_slow(unsigned cls) {
   struct hak_tcache *tc = &hak_tc;
@@ -63,15 +62,7 @@ void hak_free_slow(void *p, struct hak_slab *s) {
     hak_fault(HAK_FAULT_DOUBLE_FREE, p, (int)cls, HAK_NODE_OK);
     return;
   }
-  /* Another heap's block: kept and reused here like one of this thread's
-   * own until a flush sends it home (remote.h). */
-  struct hak_tcache *tc = &hak_tc;
-  if (tc->heap) {
-    hak_bin_push(tc, b, cls, hak_free_tag(p, cls));
-    return;
-  }
-  hak_remote_free(s, p, cls);
-  atomic_fetch_add_explicit(&hak_heaps.heapless_frees[cls], 1, memory_order_relaxed);
+  hak_bin_push(&hak_tc, b, cls, hak_free_tag(p, cls));
 }
 
 void hak_free_unregistered(void *p) {

@@ -213,7 +213,8 @@ struct away_run {
 static void send_away_run(struct hak_tcache *tc, struct away_run *run, unsigned cls) {
   if (!run->n) return;
   hak_remote_free_run(run->span, run->first, run->last, run->n, cls);
-  HAK_COUNTER_SET(tc->remote_frees[cls], tc->remote_frees[cls] + run->n);
+  if (tc->heap)
+    HAK_COUNTER_SET(tc->remote_frees[cls], tc->remote_frees[cls] + run->n);
   run->n = 0;
 }
 
@@ -229,12 +230,41 @@ static void add_to_away_run(struct hak_tcache *tc, struct away_run *run,
   *run = (struct away_run){s, b, b, 1};
 }
 
+/* A thread without a heap (not yet attached, or past its exit) keeps
+ * nothing: every block goes home at once, counted apart since no heap's
+ * counters hold it. */
+static void flush_heapless(struct hak_tcache *tc, unsigned cls) {
+  struct hak_bin *bin = &tc->bins[cls];
+  struct away_run away = {0};
+  uint64_t n = 0;
+  for (uintptr_t *b = bin->head; b; n++) {
+    enum hak_node_problem why = hak_pop_check(b, cls);
+    if (HAK_UNLIKELY(why != HAK_NODE_OK)) {
+      bin->head = b;
+      hak_drop_bin(bin, cls, why);
+      break;
+    }
+    uintptr_t *next = (uintptr_t *)b[0];
+    add_to_away_run(tc, &away, hak_slab_of(b), b, cls);
+    b = next;
+  }
+  send_away_run(tc, &away, cls);
+  bin->head = NULL;
+  HAK_COUNTER_SET(bin->count, 0);
+  HAK_COUNTER_SET(bin->frees, 0);
+  atomic_fetch_add_explicit(&hak_heaps.heapless_frees[cls], n, memory_order_relaxed);
+}
+
 void hak_flush(struct hak_tcache *tc, unsigned cls, uint32_t keep) {
   struct hak_heap *h = tc->heap;
   struct hak_bin *bin = &tc->bins[cls];
   uint32_t count = bin->count;
   int64_t flushed = 0;
   struct away_run away = {0};
+  if (HAK_UNLIKELY(!h)) {
+    flush_heapless(tc, cls);
+    return;
+  }
   uint32_t release = atomic_load_explicit(&hak_knobs.release_pages, memory_order_relaxed);
   if (h->flushes_since_refill < UINT32_MAX) h->flushes_since_refill++;
   while (count > keep) {
@@ -378,6 +408,8 @@ void hak_thread_detach(void) {
   hak_heaps.retired_count++;
   hak_unlock(&hak_heaps.lock);
   tc->heap = NULL;
+  /* Frees from here on (other TLS destructors) go straight home. */
+  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) tc->bins[c].cap = 0;
 }
 
 void hak_heaps_after_fork_child(void) {
