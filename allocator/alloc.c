@@ -5,6 +5,7 @@
 
 #include "init.h"
 #include "large.h"
+#include "remote.h"
 
 void *hak_alloc_slow(unsigned cls) {
   struct hak_tcache *tc = &hak_tc;
@@ -42,6 +43,14 @@ void *hak_alloc_after_fault(unsigned cls, enum hak_node_problem why) {
   return hak_alloc_slow(cls);
 }
 
+static void count_remote_free(struct hak_tcache *tc, unsigned cls) {
+  if (tc->heap) {
+    HAK_COUNTER_SET(tc->remote_frees[cls], tc->remote_frees[cls] + 1);
+  } else {
+    atomic_fetch_add_explicit(&hak_heaps.heapless_frees[cls], 1, memory_order_relaxed);
+  }
+}
+
 void hak_free_slow(void *p, struct hak_slab *s) {
   unsigned cls = s->cls;
   if (s->magic != HAK_SLAB_MAGIC || cls >= HAK_NUM_CLASSES) {
@@ -62,7 +71,13 @@ void hak_free_slow(void *p, struct hak_slab *s) {
     hak_fault(HAK_FAULT_DOUBLE_FREE, p, (int)cls, HAK_NODE_OK);
     return;
   }
-  hak_bin_push(&hak_tc, b, cls, hak_free_tag(p, cls));
+  struct hak_tcache *tc = &hak_tc;
+  if (atomic_load_explicit(&s->owner, memory_order_acquire) == tc->heap) {
+    hak_bin_push(tc, b, cls, hak_free_tag(p, cls));
+    return;
+  }
+  hak_remote_free(s, p, cls);
+  count_remote_free(tc, cls);
 }
 
 void hak_free_unregistered(void *p) {

@@ -1,4 +1,4 @@
-/* The fast paths: tiny and mid malloc and free through the TLS lists.  They
+/* The fast paths: tiny and mid malloc and free on the owning thread.  They
  * take no lock, touch no shared atomic and make no system call; everything
  * else (refill, flush, remote free, large blocks, faults) is a call out. */
 #ifndef HAKMEM_ALLOC_H
@@ -48,8 +48,8 @@ static inline void *hak_alloc_class(unsigned cls) {
   return hak_bin_take(bin, b);
 }
 
-/* Pushes block b of class cls, carrying no tag, onto the TLS SLL.  A
- * thread without a heap has capacity 0: the push flushes at once. */
+/* Pushes block b of class cls, owned by this thread and carrying no tag,
+ * onto its TLS SLL. */
 static inline void hak_bin_push(struct hak_tcache *tc, uintptr_t *b, unsigned cls,
                                 uintptr_t tag) {
   struct hak_bin *bin = &tc->bins[cls];
@@ -67,8 +67,9 @@ static inline void hak_free_block(void *p) {
     return;
   }
   struct hak_slab *s = hak_slab_of(p);
-  if (HAK_UNLIKELY(s->magic != HAK_SLAB_MAGIC)) {
-    hak_free_slow(p, s); /* not in a span serving a class: reported there */
+  struct hak_tcache *tc = &hak_tc;
+  if (HAK_UNLIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) != tc->heap)) {
+    hak_free_slow(p, s); /* another thread's block, or not a live block */
     return;
   }
   unsigned cls = s->cls;
@@ -81,9 +82,7 @@ static inline void hak_free_block(void *p) {
     hak_free_slow(p, s); /* interior pointer or double free: reported there */
     return;
   }
-  /* Whichever heap owns the span: a block of another heap is kept and
-   * reused here until a flush sends it home (remote.h). */
-  hak_bin_push(&hak_tc, b, cls, tag);
+  hak_bin_push(tc, b, cls, tag);
 }
 
 #endif

@@ -202,69 +202,11 @@ int hak_refill(struct hak_tcache *tc, unsigned cls) {
   }
 }
 
-/* A run of consecutive blocks of one span another heap owns, on its way
- * home in one remote push. */
-struct away_run {
-  struct hak_slab *span;
-  uintptr_t *first, *last;
-  uint32_t n;
-};
-
-static void send_away_run(struct hak_tcache *tc, struct away_run *run, unsigned cls) {
-  if (!run->n) return;
-  hak_remote_free_run(run->span, run->first, run->last, run->n, cls);
-  if (tc->heap)
-    HAK_COUNTER_SET(tc->remote_frees[cls], tc->remote_frees[cls] + run->n);
-  run->n = 0;
-}
-
-static void add_to_away_run(struct hak_tcache *tc, struct away_run *run,
-                            struct hak_slab *s, uintptr_t *b, unsigned cls) {
-  if (run->n && run->span == s) {
-    hak_node_link(run->last, (uintptr_t)b, hak_free_tag(run->last, cls));
-    run->last = b;
-    run->n++;
-    return;
-  }
-  send_away_run(tc, run, cls);
-  *run = (struct away_run){s, b, b, 1};
-}
-
-/* A thread without a heap (not yet attached, or past its exit) keeps
- * nothing: every block goes home at once, counted apart since no heap's
- * counters hold it. */
-static void flush_heapless(struct hak_tcache *tc, unsigned cls) {
-  struct hak_bin *bin = &tc->bins[cls];
-  struct away_run away = {0};
-  uint64_t n = 0;
-  for (uintptr_t *b = bin->head; b; n++) {
-    enum hak_node_problem why = hak_pop_check(b, cls);
-    if (HAK_UNLIKELY(why != HAK_NODE_OK)) {
-      bin->head = b;
-      hak_drop_bin(bin, cls, why);
-      break;
-    }
-    uintptr_t *next = (uintptr_t *)b[0];
-    add_to_away_run(tc, &away, hak_slab_of(b), b, cls);
-    b = next;
-  }
-  send_away_run(tc, &away, cls);
-  bin->head = NULL;
-  HAK_COUNTER_SET(bin->count, 0);
-  HAK_COUNTER_SET(bin->frees, 0);
-  atomic_fetch_add_explicit(&hak_heaps.heapless_frees[cls], n, memory_order_relaxed);
-}
-
 void hak_flush(struct hak_tcache *tc, unsigned cls, uint32_t keep) {
   struct hak_heap *h = tc->heap;
   struct hak_bin *bin = &tc->bins[cls];
   uint32_t count = bin->count;
   int64_t flushed = 0;
-  struct away_run away = {0};
-  if (HAK_UNLIKELY(!h)) {
-    flush_heapless(tc, cls);
-    return;
-  }
   uint32_t release = atomic_load_explicit(&hak_knobs.release_pages, memory_order_relaxed);
   if (h->flushes_since_refill < UINT32_MAX) h->flushes_since_refill++;
   while (count > keep) {
@@ -281,10 +223,6 @@ void hak_flush(struct hak_tcache *tc, unsigned cls, uint32_t keep) {
     count--;
     flushed++;
     struct hak_slab *s = hak_slab_of(b);
-    if (HAK_UNLIKELY(atomic_load_explicit(&s->owner, memory_order_relaxed) != h)) {
-      add_to_away_run(tc, &away, s, b, cls);
-      continue;
-    }
     hak_node_link(b, (uintptr_t)s->free, hak_free_tag(b, cls));
     s->free = b;
     s->used--;
@@ -293,7 +231,6 @@ void hak_flush(struct hak_tcache *tc, unsigned cls, uint32_t keep) {
     else if (HAK_UNLIKELY(release) && hak_release_point(h, s))
       hak_span_release_pages(s, release, &h->release_batch);
   }
-  send_away_run(tc, &away, cls);
   HAK_COUNTER_SET(bin->count, count);
   HAK_COUNTER_SET(bin->net_in, bin->net_in - flushed);
   hak_knobs_refresh(tc);
@@ -391,7 +328,7 @@ void hak_thread_detach(void) {
     struct hak_bin *bin = &tc->bins[c];
     /* Flushed to zero above, so allocs = net_in + frees. */
     hak_heaps.retired_allocs[c] += (uint64_t)(bin->net_in + (int64_t)bin->frees);
-    hak_heaps.retired_frees[c] += bin->frees;
+    hak_heaps.retired_frees[c] += bin->frees + tc->remote_frees[c];
     hak_heaps.retired_remote_frees[c] += tc->remote_frees[c];
     HAK_COUNTER_SET(bin->net_in, 0);
     HAK_COUNTER_SET(bin->frees, 0);
@@ -408,8 +345,6 @@ void hak_thread_detach(void) {
   hak_heaps.retired_count++;
   hak_unlock(&hak_heaps.lock);
   tc->heap = NULL;
-  /* Frees from here on (other TLS destructors) go straight home. */
-  for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) tc->bins[c].cap = 0;
 }
 
 void hak_heaps_after_fork_child(void) {

@@ -21,17 +21,17 @@ static void announce(struct hak_slab *s) {
                                                   memory_order_relaxed));
 }
 
-void hak_remote_free_run(struct hak_slab *s, uintptr_t *first, uintptr_t *last,
-                         uint32_t n, unsigned cls) {
-  uintptr_t tag = hak_free_tag(last, cls);
+void hak_remote_free(struct hak_slab *s, void *p, unsigned cls) {
+  uintptr_t *block = p;
+  uintptr_t tag = hak_free_tag(p, cls);
   uintptr_t old = atomic_load_explicit(&s->remote_head, memory_order_relaxed);
   do {
-    hak_node_link(last, old, tag);
+    hak_node_link(block, old, tag);
   } while (!atomic_compare_exchange_weak_explicit(&s->remote_head, &old,
-                                                  (uintptr_t)first, memory_order_release,
+                                                  (uintptr_t)p, memory_order_release,
                                                   memory_order_relaxed));
   int32_t backlog =
-      atomic_fetch_add_explicit(&s->remote_count, (int32_t)n, memory_order_relaxed) + (int32_t)n;
+      atomic_fetch_add_explicit(&s->remote_count, 1, memory_order_relaxed) + 1;
   /* At or past the threshold: the threshold may have been lowered below a
    * backlog that had already built up. */
   if (backlog >= (int32_t)atomic_load_explicit(&hak_knobs.drain_threshold[cls],

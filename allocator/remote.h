@@ -1,8 +1,5 @@
-/* Remote free: a block whose span another heap owns goes home on the span's
- * remote queue, a lock-free stack.  A thread with a heap first keeps such a
- * block in its own TLS list and reuses it, as it would one of its own; only
- * its flushes send blocks home, a run of one span's blocks in one push.  A
- * thread without a heap sends each block at once (its TLS capacity is 0).  When the queue reaches the
+/* Remote free: a block freed by a thread that does not own its span goes on
+ * the span's remote queue, a lock-free stack.  When the queue reaches the
  * class's drain threshold the span is announced on its owner's pending
  * stack, so the owner drains it on its next slow path without searching. */
 #ifndef HAKMEM_REMOTE_H
@@ -12,11 +9,8 @@
 
 #include "types.h"
 
-/* Queues the n blocks of span s, class cls, linked (sealed) from first to
- * last; last's link is set here.  Already validated. */
-void hak_remote_free_run(struct hak_slab *s, uintptr_t *first, uintptr_t *last,
-                         uint32_t n, unsigned cls) HAK_INTERNAL;
-
+/* Queues block p (already validated) of span s, class cls. */
+void hak_remote_free(struct hak_slab *s, void *p, unsigned cls) HAK_INTERNAL;
 /* By whoever holds s exclusively (its owner, or the pool while it sits
  * there): moves the remote queue to the local free list; returns the
  * number of blocks moved. */

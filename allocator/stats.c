@@ -70,7 +70,7 @@ int hak_stats_get(struct hak_stats *out) {
       /* Read while the thread runs, the three may disagree for a moment. */
       int64_t allocs = HAK_COUNTER_READ(bin->net_in) + (int64_t)frees - (int64_t)count;
       out->cls[c].allocs += allocs > 0 ? (uint64_t)allocs : 0;
-      out->cls[c].frees += frees;
+      out->cls[c].frees += frees + remote;
       out->cls[c].remote_frees += remote;
       out->cls[c].tls_cached += count;
     }
