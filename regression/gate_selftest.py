@@ -72,6 +72,12 @@ check("wall RSS +20%", verdict([1.0] * 9, quiet, rss=120000), "FAIL")
 check("wall RSS +8%", verdict([1.0] * 9, quiet, rss=108000), "pass")
 check("wall RSS +2 MiB on a small workload", verdict([1.0] * 9, base([1.0] * 9, rss=10000),
                                                     rss=12048), "pass")
+jumpy_rss = dict(quiet, peak_rss_kb=16000, peak_rss_kb_reps=[16000, 21000, 15000, 20000, 16500,
+                                                            22000, 15500, 19000, 16000])
+check("wall RSS +30% within 3 x the baseline's RSS spread", verdict([1.0] * 9, jumpy_rss,
+                                                                 rss=21000), "pass")
+check("wall RSS beyond 3 x the baseline's RSS spread", verdict([1.0] * 9, jumpy_rss,
+                                                            rss=30000), "FAIL")
 check("wall RSS +20% foreign", verdict([1.0] * 9, quiet, rss=120000, foreign="cpus 4"), "warn")
 check("wall integrity events", verdict([1.0] * 9, quiet, events=1, report_only=True), "FAIL")
 check("wall no baseline", verdict([1.0] * 9, None), "new")
