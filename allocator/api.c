@@ -24,6 +24,10 @@ static void *alloc_bytes(size_t n) {
 
 /* free() of a program pointer: debug first checks (and strips) redzones. */
 static inline void free_ptr(void *p) {
+  if (hak_tool_foreign(p)) {
+    hak_tool_foreign_free(p);
+    return;
+  }
   hak_tool_freeing(p);
   if (hak_rz_active()) {
     p = hak_rz_unwrap(p);
@@ -101,6 +105,7 @@ static void *move_block(void *p, size_t old, size_t n) {
 
 HAK_EXPORT void *realloc(void *p, size_t n) {
   if (!p) return alloc_bytes(n);
+  if (hak_tool_foreign(p)) return hak_tool_foreign_realloc(p, n);
   if (n == 0) { /* glibc: frees and returns NULL */
     free_ptr(p);
     return NULL;

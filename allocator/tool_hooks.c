@@ -16,6 +16,14 @@ __attribute__((constructor)) static void asan_ready(void) {
   hak_asan_ready = 1;
   hak_crash_handler_resume();
 }
+
+/* libasan's own free and realloc, under the names its interceptors export
+ * beside the ones hakmem takes over. */
+void __interceptor_free(void *p);
+void *__interceptor_realloc(void *p, size_t n);
+
+void hak_tool_foreign_free(void *p) { __interceptor_free(p); }
+void *hak_tool_foreign_realloc(void *p, size_t n) { return __interceptor_realloc(p, n); }
 #endif
 
 size_t hak_tool_extent(const void *p) {

@@ -139,6 +139,22 @@ void hak_tool_on_resize(void *p, size_t old) __attribute__((visibility("hidden")
 size_t hak_tool_extent(const void *p) __attribute__((visibility("hidden")));
 #endif
 
+/* ASan's interceptors of libc functions that return memory to free
+ * (strdup, getline, ...) allocate from ASan's own heap, not through
+ * malloc, so the program hands hakmem blocks it never made.  They go back
+ * to ASan (tool_hooks.c); elsewhere there are none. */
+#if HAK_TOOL_ASAN
+/* The sanitizer runtime's, declared here: GCC installs no header for it. */
+int __sanitizer_get_ownership(const volatile void *p);
+#define hak_tool_foreign(p) ((p) && __sanitizer_get_ownership(p))
+void hak_tool_foreign_free(void *p) __attribute__((visibility("hidden")));
+void *hak_tool_foreign_realloc(void *p, size_t n) __attribute__((visibility("hidden")));
+#else
+#define hak_tool_foreign(p) 0
+#define hak_tool_foreign_free(p) ((void)(p))
+#define hak_tool_foreign_realloc(p, n) ((void)(p), (void)(n), (void *)0)
+#endif
+
 static inline void *hak_tool_alloced(void *p, size_t defined) {
 #if HAK_TOOLS
   if (p) hak_tool_on_alloc(p, defined);
