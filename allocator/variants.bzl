@@ -183,6 +183,13 @@ HAKMEM_CHECKER_VARIANTS = [
     ),
 ]
 
+# Tags of a test that runs a program with LD_PRELOAD=libhakmem*.so (or
+# links it dynamically): under --config=asan the program carries ASan,
+# whose runtime refuses to start unless it is first in the library list,
+# and first it would serve malloc itself - hakmem would not be under test.
+# The statically linked tests cover hakmem under ASan.
+PRELOAD_TAGS = ["no-asan"]
+
 _GTEST_MAIN = "@com_google_googletest//:gtest_main"
 
 def _pkg_label(name):
@@ -358,7 +365,7 @@ def hakmem_test(
                 copts = HAKMEM_TEST_COPTS + copts,
                 linkopts = HAKMEM_LINKOPTS + linkopts,
                 linkstatic = True,
-                tags = tags + ["hakmem_" + v.name, "hakmem_shared"],
+                tags = tags + ["hakmem_" + v.name, "hakmem_shared"] + PRELOAD_TAGS,
                 size = size,
                 **kwargs
             )
