@@ -56,8 +56,8 @@ void Say(const char* s) {
 
 // A real invalid memory access: a store to address 0.  UBSan's null check
 // is off here (--config=ubsan), or it would stop the program before the
-// fault the test is about.
-__attribute__((no_sanitize("null"))) void WriteThroughNull() {
+// fault the test is about (noinline: inlined, the caller's check returns).
+__attribute__((no_sanitize("null"), noinline)) void WriteThroughNull() {
   volatile int* p = Launder<volatile int>(nullptr);
   *p = 1;
 }
