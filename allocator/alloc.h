@@ -32,8 +32,7 @@ static inline enum hak_node_problem hak_pop_check(const uintptr_t *b, unsigned c
 
 /* Unlinks head block b (already checked) and hands it out. */
 static inline void *hak_bin_take(struct hak_bin *bin, uintptr_t *b) {
-  bin->head = (void *)b[0];
-  b[1] = 0;
+  bin->head = hak_node_unlink(b);
   HAK_COUNTER_SET(bin->count, bin->count - 1);
   return b;
 }

@@ -1,4 +1,6 @@
-/* The C allocation API, exported under its standard names. */
+/* The C allocation API, exported under its standard names.  Every block
+ * it hands out and takes back passes a memory-checker hook
+ * (tool_hooks.h), which compiles to nothing without one. */
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -8,18 +10,25 @@
 #include "init.h"
 #include "large.h"
 #include "redzone.h"
+#include "tool_hooks.h"
 
 #define HAK_EXPORT HAK_API
 
 static void *alloc_bytes(size_t n) {
-  if (hak_rz_active()) return hak_rz_alloc(n, 0);
-  if (HAK_LIKELY(n <= HAK_MID_MAX)) return hak_alloc_class(hak_class_of(n));
+  if (hak_rz_active()) return hak_tool_alloced(hak_rz_alloc(n, 0), 0);
+  if (HAK_LIKELY(n <= HAK_MID_MAX))
+    return hak_tool_alloced(hak_alloc_class(hak_class_of(n)), 0);
   hak_ensure_init();
-  return hak_large_alloc(n, 16, 0);
+  return hak_tool_alloced(hak_large_alloc(n, 16, 0), 0);
 }
 
 /* free() of a program pointer: debug first checks (and strips) redzones. */
 static inline void free_ptr(void *p) {
+  if (hak_tool_foreign(p)) {
+    hak_tool_foreign_free(p);
+    return;
+  }
+  hak_tool_freeing(p);
   if (hak_rz_active()) {
     p = hak_rz_unwrap(p);
     if (!p) return; /* a fault, reported */
@@ -54,10 +63,10 @@ HAK_EXPORT void *calloc(size_t count, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  if (hak_rz_active()) return hak_rz_alloc(n, 1);
+  if (hak_rz_active()) return hak_tool_alloced(hak_rz_alloc(n, 1), n);
   if (n > HAK_MID_MAX) {
     hak_ensure_init();
-    return hak_large_alloc(n, 16, 1);
+    return hak_tool_alloced(hak_large_alloc(n, 16, 1), n);
   }
   void *p = alloc_bytes(n);
   if (p) memset(p, 0, n);
@@ -96,6 +105,7 @@ static void *move_block(void *p, size_t old, size_t n) {
 
 HAK_EXPORT void *realloc(void *p, size_t n) {
   if (!p) return alloc_bytes(n);
+  if (hak_tool_foreign(p)) return hak_tool_foreign_realloc(p, n);
   if (n == 0) { /* glibc: frees and returns NULL */
     free_ptr(p);
     return NULL;
@@ -105,7 +115,11 @@ HAK_EXPORT void *realloc(void *p, size_t n) {
     /* Redzoned: resized in place (header and tail rewritten) or moved;
      * never kept as it is, or its recorded size would be stale. */
     void *q = hak_rz_resize_in_place(p, n);
-    return q ? q : move_block(p, old, n);
+    if (!q) return move_block(p, old, n);
+#if HAK_TOOLS
+    hak_tool_on_resize(q, old);
+#endif
+    return q;
   }
   old = usable_size(p);
   if (!old) {
@@ -117,7 +131,11 @@ HAK_EXPORT void *realloc(void *p, size_t n) {
     if (n <= old && old <= HAK_MID_MAX && hak_class_of(n) + 4 >= hak_class_of(old))
       return p;
   } else if (old > HAK_MID_MAX && !hak_registry_contains(p)) {
+    /* With a memory checker built in it only resizes in place (large.h). */
     void *q = hak_large_realloc(p, n);
+#if HAK_TOOLS
+    if (q) hak_tool_on_resize(q, old);
+#endif
     if (q) return q;
   }
   return move_block(p, old, n);
@@ -144,11 +162,11 @@ static int aligned_class(size_t n, size_t align) {
 static void *alloc_aligned(size_t align, size_t n) {
   if (align <= 16) return alloc_bytes(n);
   int cls = aligned_class(n, align);
-  if (cls >= 0) return hak_alloc_class((unsigned)cls);
+  if (cls >= 0) return hak_tool_alloced(hak_alloc_class((unsigned)cls), 0);
   hak_ensure_init();
   /* A large block starts `align` bytes into its span, so a 0-byte request
    * would sit one past the span's end, in whatever is mapped next. */
-  return hak_large_alloc(n ? n : 1, align, 0);
+  return hak_tool_alloced(hak_large_alloc(n ? n : 1, align, 0), 0);
 }
 
 static int is_power_of_two(size_t x) { return x && !(x & (x - 1)); }

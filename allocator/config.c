@@ -1,6 +1,8 @@
 #include "config.h"
 
+#include <stdint.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "decimal.h"
@@ -18,6 +20,22 @@ struct hak_config hak_config = {
     .empty_retain_bytes = 32ull << 20,
     .redzone = 1,
 };
+
+/* hakmem may start before libc has set environ: a program's first malloc
+ * can come from its .preinit_array (ASan's runtime starts there), and
+ * getenv then finds nothing, so every setting would be silently ignored.
+ * The dynamic linker has recorded the initial stack by then, and the
+ * kernel put the environment on it: argc, argv[argc], NULL, envp[]. */
+extern void *__libc_stack_end;
+
+static const char *setting(const char *name) {
+  if (environ || !__libc_stack_end) return getenv(name);
+  char **argv = (char **)__libc_stack_end + 1;
+  size_t len = strlen(name);
+  for (char **e = argv + (uintptr_t)argv[-1] + 1; *e; e++)
+    if (!strncmp(*e, name, len) && (*e)[len] == '=') return *e + len + 1;
+  return NULL;
+}
 
 static void warn_bad(const char *name, const char *value, const char *expected) {
   struct hak_msg m = {0};
@@ -53,7 +71,7 @@ int hak_config_load(void) {
   int bad = 0;
   for (size_t i = 0; i < sizeof numeric_settings / sizeof numeric_settings[0]; i++) {
     const struct numeric_setting *s = &numeric_settings[i];
-    const char *v = getenv(s->name);
+    const char *v = setting(s->name);
     uint64_t x;
     if (!v) continue;
     if (hak_parse_decimal(v, s->lo, s->hi, &x)) {
@@ -63,7 +81,7 @@ int hak_config_load(void) {
       bad++;
     }
   }
-  const char *action = getenv("HAKMEM_FAULT_ACTION");
+  const char *action = setting("HAKMEM_FAULT_ACTION");
   if (action) {
     if (!strcmp(action, "abort")) hak_config.fault_action = HAK_FAULT_ABORT;
     else if (!strcmp(action, "report")) hak_config.fault_action = HAK_FAULT_REPORT;

@@ -318,3 +318,11 @@ TEST(ConfigProbe, DISABLED_Child) {
 }
 
 }  // namespace
+
+// hakmem starts before libc has set up the environment when a program's
+// first malloc comes from its .preinit_array, as ASan's runtime's does
+// (config.c).  This binary does the same, so every case above also checks
+// that settings read that early are not lost.
+static void MallocBeforeEnviron() { free(hakmem_test::Launder(malloc(16))); }
+__attribute__((section(".preinit_array"), used)) static void (*const kPreinit)() =
+    MallocBeforeEnviron;

@@ -44,8 +44,19 @@ static void on_crash(int sig, siginfo_t *info, void *context) {
   if (sig == SIGABRT || info->si_code <= 0) raise(sig);
 }
 
+/* With ASan (tool_hooks.h) hakmem may start inside ASan's own start-up,
+ * before its sigaction interceptor works: then installing waits for
+ * hakmem's constructor (hak_crash_handler_resume). */
+static int deferred;
+
 void hak_crash_handler_install(void) {
   if (!hak_config.crash_handler) return;
+#if HAK_TOOL_ASAN
+  if (!hak_asan_ready) {
+    deferred = 1;
+    return;
+  }
+#endif
   for (size_t i = 0; i < NSIG_HANDLED; i++) {
     struct sigaction current;
     if (sigaction(crash_signals[i], NULL, &current) != 0) continue;
@@ -57,6 +68,12 @@ void hak_crash_handler_install(void) {
     sigemptyset(&ours.sa_mask);
     sigaction(crash_signals[i], &ours, NULL);
   }
+}
+
+void hak_crash_handler_resume(void) {
+  if (!deferred) return;
+  deferred = 0;
+  hak_crash_handler_install();
 }
 
 const char *hak_variant(void) { return HAKMEM_BUILD_RELEASE ? "release" : "debug"; }

@@ -153,7 +153,7 @@ static uint32_t span_take(struct hak_slab *s, struct hak_bin *bin, unsigned cls,
         break;
       }
       last = b;
-      b = (uintptr_t *)b[0];
+      b = hak_node_next(b);
       got++;
     }
   }
@@ -219,7 +219,7 @@ void hak_flush(struct hak_tcache *tc, unsigned cls, uint32_t keep) {
       count = 0;
       break;
     }
-    bin->head = (void *)b[0];
+    bin->head = hak_node_next(b);
     count--;
     flushed++;
     struct hak_slab *s = hak_slab_of(b);

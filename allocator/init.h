@@ -20,6 +20,8 @@ static inline void hak_ensure_init(void) {
 
 /* Installs the crash handler unless HAKMEM_CRASH_HANDLER=0 (crash.c). */
 void hak_crash_handler_install(void) HAK_INTERNAL;
+/* Installs it now if an ASan start-up made it wait (crash.c). */
+void hak_crash_handler_resume(void) HAK_INTERNAL;
 /* Creates the thread-exit key (heap.c). */
 void hak_heaps_init(void) HAK_INTERNAL;
 

@@ -188,13 +188,18 @@ static void span_put(struct hak_large_span span) {
  * above a page).  *zeroed tells whether its pages read as zeros. */
 static int span_get(size_t need, size_t align, struct hak_large_span *span, int *zeroed) {
   *zeroed = 0;
+  span->len = need;
   if (align <= HAK_PAGE_SIZE) {
+    int reused = 0;
     if (need <= HAK_ARENA_MAX_SPAN) {
-      span->len = need;
-      if ((span->base = hak_arena_alloc(need, zeroed))) return 1;
-    } else if (cache_take(need, span)) {
-      return 1;
+      reused = (span->base = hak_arena_alloc(need, zeroed)) != NULL;
+    } else {
+      reused = cache_take(need, span);
     }
+    /* Pages of earlier blocks, whose header may now fall where a freed
+     * block was poisoned (tool_hooks.h). */
+    if (reused) hak_tool_reopen(span->base, span->len);
+    if (reused) return 1;
   }
   span->len = need;
   span->base = hak_os_map_aligned(need, align > HAK_PAGE_SIZE ? align : HAK_PAGE_SIZE);
@@ -354,6 +359,7 @@ void *hak_large_realloc(void *p, size_t n) {
       set_span_len(p, need);
       return p;
     }
+    if (HAK_TOOLS) return NULL; /* no move behind a memory checker's back */
     /* Below the arena limit a new span (cached, or an arena run: pages
      * already faulted in) plus a copy beats mremap's fresh pages. */
     if (in_arena || grow_to <= HAK_ARENA_MAX_SPAN) {
@@ -365,6 +371,7 @@ void *hak_large_realloc(void *p, size_t n) {
     }
     need = grow_to;
   }
+  if (HAK_TOOLS) return NULL;
   /* A mapping of its own: mremap moves the pages, not the bytes. */
   struct hak_large_span old = unlink_block(p, 0);
   void *base = mremap(old.base, old.len, need, MREMAP_MAYMOVE);

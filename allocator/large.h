@@ -27,7 +27,9 @@ size_t hak_large_usable(const void *p) HAK_INTERNAL;
 /* Resizes live large block p to n bytes (n > HAK_MID_MAX) keeping its
  * contents: in place in its arena if the pages after it are free, else
  * moved (a copy below HAK_ARENA_MAX_SPAN, mremap above); NULL on failure
- * (p intact). */
+ * (p intact).  With a memory checker built in (HAK_TOOLS, tool_hooks.h)
+ * only in place, NULL where it would move: realloc then moves the block
+ * itself, through the hooks that tell the checker. */
 void *hak_large_realloc(void *p, size_t n) HAK_INTERNAL;
 /* Releases cached spans and arenas' free pages until deadline_ns (0 = all);
  * returns bytes. */

@@ -28,7 +28,12 @@ void *hak_os_map_aligned(size_t len, size_t align) {
   return aligned;
 }
 
-void hak_os_unmap(void *p, size_t len) { munmap(p, len); }
+void hak_os_unmap(void *p, size_t len) {
+  /* ASan's shadow outlives the mapping: a later one at this address must
+   * not inherit a freed block's poison (tool_hooks.h). */
+  hak_tool_reopen(p, len);
+  munmap(p, len);
+}
 
 void hak_os_decommit(void *p, size_t len) { madvise(p, len, MADV_DONTNEED); }
 

@@ -35,12 +35,19 @@ static size_t tail_len(size_t room) {
 }
 
 /* Writes header and tail into block b of bsize bytes for an n-byte
- * request; returns the program's pointer. */
+ * request; returns the program's pointer.  The redzones are no access to
+ * the program under a memory checker (tool_hooks.h): opened for the
+ * writes, closed after. */
 static void *wrap(uintptr_t *b, size_t bsize, size_t n) {
+  hak_tool_open(b, HAK_RZ_HEAD);
   b[0] = n ^ size_key(b);
   b[1] = head_canary(b);
+  hak_tool_close(b, HAK_RZ_HEAD);
   char *p = (char *)b + HAK_RZ_HEAD;
-  memset(p + n, TAIL_BYTE, tail_len(bsize - HAK_RZ_HEAD - n));
+  size_t t = tail_len(bsize - HAK_RZ_HEAD - n);
+  hak_tool_open(p + n, t);
+  memset(p + n, TAIL_BYTE, t);
+  hak_tool_close(p + n, t);
   return p;
 }
 
@@ -58,7 +65,13 @@ void *hak_rz_alloc(size_t n, int zero) {
     b = hak_alloc_class(cls);
     if (!b) return NULL;
     bsize = hak_class_bytes[cls];
-    if (zero) memset((char *)b + HAK_RZ_HEAD, 0, n);
+    if (zero) {
+      /* A block off a free list is no access to a memory checker until
+       * the API hands it out (tool_hooks.h). */
+      hak_tool_open((char *)b + HAK_RZ_HEAD, n);
+      memset((char *)b + HAK_RZ_HEAD, 0, n);
+      hak_tool_close((char *)b + HAK_RZ_HEAD, n);
+    }
   } else {
     b = hak_large_alloc(total, 16, zero);
     if (!b) return NULL;
@@ -99,13 +112,20 @@ static uintptr_t *find_block(const void *p, size_t *bsize, unsigned *cls) {
 /* HAK_FAULT_UNDERFLOW / HAK_FAULT_OVERFLOW if a redzone was overwritten,
  * else 0 and the requested size in *n. */
 static int check(const uintptr_t *b, size_t bsize, size_t *n) {
-  if (b[1] != head_canary(b)) return HAK_FAULT_UNDERFLOW;
-  size_t len = b[0] ^ size_key(b);
+  hak_tool_open(b, HAK_RZ_HEAD);
+  uintptr_t canary = b[1], size_word = b[0];
+  hak_tool_close(b, HAK_RZ_HEAD);
+  if (canary != head_canary(b)) return HAK_FAULT_UNDERFLOW;
+  size_t len = size_word ^ size_key(b);
   if (len > bsize - HAK_RZ_HEAD - HAK_RZ_TAIL) return HAK_FAULT_UNDERFLOW;
   const unsigned char *tail = (const unsigned char *)b + HAK_RZ_HEAD + len;
   size_t t = tail_len(bsize - HAK_RZ_HEAD - len);
-  for (size_t i = 0; i < t; i++)
-    if (tail[i] != TAIL_BYTE) return HAK_FAULT_OVERFLOW;
+  int fault = 0;
+  hak_tool_open(tail, t);
+  for (size_t i = 0; i < t && !fault; i++)
+    if (tail[i] != TAIL_BYTE) fault = HAK_FAULT_OVERFLOW;
+  hak_tool_close(tail, t);
+  if (fault) return fault;
   *n = len;
   return 0;
 }

@@ -53,7 +53,7 @@ uint32_t hak_span_release_pages(struct hak_slab *s, uint32_t min_run,
    * walked) the walks took 0.23-0.36 s before, 0.02-0.05 s with it. */
   for (uint32_t i = 0; i < carved; i++)
     __builtin_prefetch(s->start + (size_t)i * s->block_size);
-  for (uintptr_t *b = s->free; b; b = (uintptr_t *)b[0]) {
+  for (uintptr_t *b = s->free; b; b = hak_node_next(b)) {
     uint32_t i = hak_block_index(s, b);
     /* Not a list to trust (a link it would follow is not sealed, or the
      * block was never carved): left alone for the pops to report. */
@@ -90,7 +90,7 @@ uint32_t hak_span_release_pages(struct hak_slab *s, uint32_t min_run,
   uintptr_t *keep = NULL, *prev = NULL;
   uint32_t parked = 0;
   for (uintptr_t *b = s->free; b;) {
-    uintptr_t *next = (uintptr_t *)b[0];
+    uintptr_t *next = hak_node_next(b);
     if (overlaps(s, fresh, hak_block_index(s, b))) {
       parked++;
     } else {

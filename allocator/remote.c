@@ -44,10 +44,7 @@ uint32_t hak_remote_collect(struct hak_slab *s) {
   if (!list) return 0;
   uint32_t n = 1;
   uintptr_t *tail = (uintptr_t *)list;
-  while (tail[0]) {
-    tail = (uintptr_t *)tail[0];
-    n++;
-  }
+  for (uintptr_t *next; (next = hak_node_next(tail)) != NULL; n++) tail = next;
   hak_node_link(tail, (uintptr_t)s->free, hak_free_tag(tail, s->cls));
   s->free = (void *)list;
   s->used -= n;

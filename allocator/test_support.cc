@@ -71,8 +71,17 @@ Child RunProbe(const Probe& probe, const std::string& action,
   std::vector<std::string> env = BaseEnvironment();
   env.push_back(std::string(probe.variable) + "=" + action);
   env.insert(env.end(), settings.begin(), settings.end());
+  // The path, not /proc/self/exe itself: under valgrind (--trace-children)
+  // that names valgrind's tool, whereas readlink of it names the program.
+  char self[4096];
+  ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (len <= 0) {
+    ADD_FAILURE() << "readlink(/proc/self/exe): " << strerror(errno);
+    return c;
+  }
+  self[len] = '\0';
   const std::vector<std::string> args = {
-      "/proc/self/exe", std::string("--gtest_filter=") + probe.test,
+      self, std::string("--gtest_filter=") + probe.test,
       "--gtest_also_run_disabled_tests", "--gtest_color=no"};
   // Everything the child needs is built before fork: between fork and exec
   // only async-signal-safe calls are allowed.
@@ -81,7 +90,7 @@ Child RunProbe(const Probe& probe, const std::string& action,
   argv.push_back(nullptr);
   for (const std::string& e : env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
-  static const char kExecFailed[] = "execve(/proc/self/exe) failed\n";
+  static const char kExecFailed[] = "execve of the test binary failed\n";
   const struct rlimit no_core = {0, 0};
   struct sigaction dfl, ign;
   memset(&dfl, 0, sizeof dfl);
@@ -113,7 +122,7 @@ Child RunProbe(const Probe& probe, const std::string& action,
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    execve("/proc/self/exe", argv.data(), envp.data());
+    execve(argv[0], argv.data(), envp.data());
     if (write(STDERR_FILENO, kExecFailed, sizeof kExecFailed - 1) < 0) _exit(126);
     _exit(127);
   }

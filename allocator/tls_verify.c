@@ -12,7 +12,7 @@ size_t hak_tls_sll_verify(void) {
     uint32_t count = bin->count;
     uint32_t seen = 0;
     /* Bounded by count: a cycle cannot make the walk run forever. */
-    for (uintptr_t *node = bin->head; node && seen <= count; node = (uintptr_t *)node[0]) {
+    for (uintptr_t *node = bin->head; node && seen <= count; node = hak_node_next(node)) {
       enum hak_node_problem why = hak_node_check(node, c);
       if (why != HAK_NODE_OK) {
         bad++;
@@ -35,7 +35,7 @@ static size_t verify_span_list(struct hak_slab *s) {
   uint32_t seen = 0;
   uintptr_t *node = s->free;
   enum hak_node_problem why = HAK_NODE_OK;
-  for (; node; node = (uintptr_t *)node[0]) {
+  for (; node; node = hak_node_next(node)) {
     why = hak_node_check(node, s->cls);
     /* A node of another span, or more nodes than blocks: a cycle. */
     if (why == HAK_NODE_OK && (hak_slab_of(node) != s || ++seen > listed))

@@ -43,6 +43,7 @@
 #include <sys/uio.h>
 
 #include "hakmem.h"
+#include "tool_hooks.h"
 
 #define HAK_SEGMENT_SHIFT 21
 #define HAK_SEGMENT_SIZE ((size_t)1 << HAK_SEGMENT_SHIFT)
@@ -212,15 +213,44 @@ static inline uintptr_t hak_free_tag(const void *block, unsigned cls) {
   return ((uintptr_t)block ^ hak_tag_secret) + ((uintptr_t)cls << 56);
 }
 
+/* The node accessors: the only code that reads or writes a free block's
+ * words.  Under a memory checker a free block is no access to everyone, so
+ * each opens the two words for its access and closes them after
+ * (tool_hooks.h); otherwise they are plain loads and stores. */
+#define HAK_NODE_WORDS (2 * sizeof(uintptr_t))
+
 /* Links free block b to next and seals the link with tag. */
 static inline void hak_node_link(uintptr_t *b, uintptr_t next, uintptr_t tag) {
+  hak_tool_open(b, HAK_NODE_WORDS);
   b[0] = next;
   b[1] = tag ^ next;
+  hak_tool_close(b, HAK_NODE_WORDS);
 }
 
 /* 1 if free block b carries tag, sealed with its current link. */
 static inline int hak_node_sealed(const uintptr_t *b, uintptr_t tag) {
-  return b[1] == (tag ^ b[0]);
+  hak_tool_open(b, HAK_NODE_WORDS);
+  int sealed = b[1] == (tag ^ b[0]);
+  hak_tool_close(b, HAK_NODE_WORDS);
+  return sealed;
+}
+
+/* The next node after free block b (its link, unchecked). */
+static inline uintptr_t *hak_node_next(const uintptr_t *b) {
+  hak_tool_open(b, HAK_NODE_WORDS);
+  uintptr_t next = b[0];
+  hak_tool_close(b, HAK_NODE_WORDS);
+  return (uintptr_t *)next;
+}
+
+/* Takes block b off its list to hand it out: returns its link and clears
+ * its tag, so a later free of b is not taken for a second one. */
+static inline uintptr_t *hak_node_unlink(uintptr_t *b) {
+  hak_tool_open(b, HAK_NODE_WORDS);
+  uintptr_t next = b[0];
+  b[1] = 0;
+  hak_tool_close(b, HAK_NODE_WORDS);
+  return (uintptr_t *)next;
 }
 
 static inline struct hak_segment *hak_segment_of(const void *p) {

@@ -33,6 +33,9 @@ load("@rules_cc//cc:defs.bzl", "cc_binary", "cc_import", "cc_library", "cc_test"
 #  -fno-tree-slp-vectorize: GCC would pair the two words a free writes into
 #      a block (link, sealed tag) into one SSE store, four instructions
 #      where two moves do; measured by the instruction gate.
+#  -fno-sanitize=address: never ASan-instrumented, not even under
+#      --config=asan (tool_hooks.h says why; HAKMEM_ASAN=1 turns its
+#      poisoning on instead).
 #  No -fno-plt: with hidden visibility the hot path makes no PLT calls, and
 #      -fno-plt would only change calls into libc.
 HAKMEM_COPTS = [
@@ -48,6 +51,7 @@ HAKMEM_COPTS = [
     "-fno-builtin-calloc",
     "-fno-builtin-realloc",
     "-fno-tree-slp-vectorize",
+    "-fno-sanitize=address",
     "-pthread",
 ]
 
@@ -135,6 +139,57 @@ HAKMEM_PROOF_VARIANTS = [
     ),
 ]
 
+# Memory-checker variants (allocator/tool_hooks.h) for the tests in
+# allocator/checkers/, which prove that memcheck and ASan report a
+# program's heap errors through hakmem: debug and release with ASan's
+# poisoning (HAKMEM_ASAN=1, the ASan runtime linked in), and release
+# with Valgrind's client requests (HAKMEM_VALGRIND=1; debug always has
+# them).  Built like the rows above, not run through every test.
+HAKMEM_CHECKER_VARIANTS = [
+    struct(
+        name = "asan_debug",
+        suffix = "_asan_debug",
+        defines = [
+            "HAKMEM_BUILD_RELEASE=0",
+            "HAKMEM_DEBUG=1",
+        ],
+        local_defines = ["HAKMEM_ASAN=1"],
+        copts = [
+            "-g",
+            "-O1",
+            "-UNDEBUG",
+        ],
+        linkopts = ["-fsanitize=address"],
+        dep_suffix = "_debug",
+        no_shared = True,  # static only: a preloaded ASan runtime must come first
+    ),
+    struct(
+        name = "asan_release",
+        suffix = "_asan",
+        defines = ["HAKMEM_BUILD_RELEASE=1"],
+        local_defines = ["NDEBUG", "HAKMEM_ASAN=1"],
+        copts = ["-O2", "-g"],
+        linkopts = ["-fsanitize=address"],
+        dep_suffix = "",
+        no_shared = True,
+    ),
+    struct(
+        name = "valgrind_release",
+        suffix = "_valgrind",
+        defines = ["HAKMEM_BUILD_RELEASE=1"],
+        local_defines = ["NDEBUG", "HAKMEM_VALGRIND=1"],
+        copts = ["-O2", "-g"],
+        dep_suffix = "",
+    ),
+]
+
+# Tags of a test that runs a program with LD_PRELOAD=libhakmem*.so (or
+# links it dynamically): under --config=asan the program carries ASan,
+# whose runtime refuses to start unless it is first in the library list,
+# and first it would serve malloc itself - hakmem would not be under test.
+# The statically linked tests cover hakmem under ASan.
+PRELOAD_TAGS = ["no-asan"]
+
 _GTEST_MAIN = "@com_google_googletest//:gtest_main"
 
 def _pkg_label(name):
@@ -182,7 +237,7 @@ def hakmem_library(
         visibility = ["//visibility:private"],
     )
 
-    for v in HAKMEM_VARIANTS + HAKMEM_PROOF_VARIANTS:
+    for v in HAKMEM_VARIANTS + HAKMEM_PROOF_VARIANTS + HAKMEM_CHECKER_VARIANTS:
         lib = "hakmem" + v.suffix
         so = "libhakmem" + v.suffix + ".so"
 
@@ -194,7 +249,7 @@ def hakmem_library(
             copts = HAKMEM_COPTS + v.copts,
             defines = v.defines,
             local_defines = v.local_defines,
-            linkopts = HAKMEM_LINKOPTS,
+            linkopts = HAKMEM_LINKOPTS + getattr(v, "linkopts", []),
             linkstatic = True,
             alwayslink = True,
             deps = [] if getattr(v, "no_variant_deps", False) else [
@@ -205,6 +260,8 @@ def hakmem_library(
         )
 
         # Same objects (PIC), linked whole into a shared object.
+        if getattr(v, "no_shared", False):
+            continue
         cc_binary(
             name = so,
             deps = [":" + lib],
@@ -308,7 +365,7 @@ def hakmem_test(
                 copts = HAKMEM_TEST_COPTS + copts,
                 linkopts = HAKMEM_LINKOPTS + linkopts,
                 linkstatic = True,
-                tags = tags + ["hakmem_" + v.name, "hakmem_shared"],
+                tags = tags + ["hakmem_" + v.name, "hakmem_shared"] + PRELOAD_TAGS,
                 size = size,
                 **kwargs
             )

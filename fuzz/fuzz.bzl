@@ -73,7 +73,10 @@ def hakmem_fuzzer(name, src, test_args, settings = [], corpus = None, test_timeo
                    settings + test_args,
             data = [":" + binary] + corpus_files,
             timeout = test_timeout,
-            tags = ["hakmem_" + v.name, "fuzz"],
+            # no-valgrind: libFuzzer builds its own binary with clang
+            # (the configs' flags do not reach it), and under memcheck the
+            # runs end without a word of output - not yet understood.
+            tags = ["hakmem_" + v.name, "fuzz", "no-valgrind"],
         )
         native.sh_binary(
             name = name + v.suffix,

@@ -11,7 +11,7 @@ plus the usage contract (--help exits 0, a bad argument exits 2).
 """
 
 load("@rules_cc//cc:defs.bzl", "cc_binary")
-load("//allocator:variants.bzl", "HAKMEM_VARIANTS")
+load("//allocator:variants.bzl", "HAKMEM_VARIANTS", "PRELOAD_TAGS")
 
 STRESS_COPTS = ["-std=c11", "-O2", "-D_GNU_SOURCE", "-Wall", "-Wextra"]
 
@@ -46,5 +46,5 @@ def stress_workload(name, srcs, short_args, bad_args = ["--no-such-flag"], deps 
             ] + short_args,
             data = [":" + name, so],
             size = "small",
-            tags = ["hakmem_" + v.name],
+            tags = ["hakmem_" + v.name] + PRELOAD_TAGS,  # runs under LD_PRELOAD
         )
