@@ -17,6 +17,11 @@ extern __thread int hak_tsan_thread_ready HAK_INTERNAL
     __attribute__((tls_model("initial-exec")));
 /* Marks the main thread ready; from hakmem's first constructor. */
 void hak_tsan_threads_init(void) HAK_INTERNAL;
+/* From hakmem's fork handlers (init.c): the forking thread is served from
+ * the boot buffer between hakmem's prepare handler and its parent or child
+ * handler (tsan_thread.c says why). */
+void hak_tsan_fork_enter(void) HAK_INTERNAL;
+void hak_tsan_fork_leave(void) HAK_INTERNAL;
 
 /* api.c's functions under their internal names. */
 void *hak_tsan_body_malloc(size_t n) HAK_INTERNAL;
@@ -53,6 +58,9 @@ void hak_tsan_body_free_checked(void *p, size_t n, size_t align, int strict) HAK
 #undef HAK_EXPORT
 #define HAK_EXPORT HAK_INTERNAL
 #endif
+#else
+#define hak_tsan_fork_enter() ((void)0)
+#define hak_tsan_fork_leave() ((void)0)
 #endif
 
 #endif

@@ -20,9 +20,11 @@
 
 #if HAK_TSAN
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -53,6 +55,17 @@ HAK_NO_TSAN void hak_tsan_threads_init(void) {
   last_round_key_ok = pthread_key_create(&last_round_key, last_round) == 0;
 }
 
+/* fork: the tool registers its fork handlers before hakmem does, so
+ * hakmem's prepare handler runs first and its parent and child handlers
+ * last.  In between hakmem holds all its locks - and the tool's child
+ * handler starts its background thread again, whose pthread_create
+ * allocates thread storage: from hakmem it would wait forever for a lock
+ * only this thread's later handler releases.  The forking thread takes
+ * that window's blocks from the boot buffer instead (the child's only
+ * thread, too, inherits the mark until hakmem's child handler). */
+HAK_NO_TSAN void hak_tsan_fork_enter(void) { hak_tsan_thread_ready = 0; }
+HAK_NO_TSAN void hak_tsan_fork_leave(void) { hak_tsan_thread_ready = 1; }
+
 struct start {
   void *(*fn)(void *);
   void *arg;
@@ -67,8 +80,32 @@ static void *start_ready(void *p) {
   return s.fn(s.arg);
 }
 
+typedef int create_fn(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+
+/* libc's pthread_create when hakmem's comes after the tool's in symbol
+ * lookup, else NULL.  That is the case of a program linked against
+ * libhakmem.so: the tool's runtime is always first, so the program's calls
+ * reach the tool's pthread_create, whose call on to "the next one" lands
+ * here; wrapping again would re-enter the tool, without end.  (Its malloc
+ * is then the tool's too, so no thread needs the start routine below.)
+ * Told apart by what follows hakmem in lookup order: the tool, when
+ * hakmem's definition is the program's; libc, when the tool's is. */
+static create_fn *pass_through(void) {
+  static _Atomic int resolved;
+  static create_fn *_Atomic next;
+  if (!atomic_load_explicit(&resolved, memory_order_acquire)) {
+    void *after = dlsym(RTLD_NEXT, "pthread_create");
+    if (after && after != (void *)__interceptor_pthread_create)
+      atomic_store_explicit(&next, (create_fn *)after, memory_order_relaxed);
+    atomic_store_explicit(&resolved, 1, memory_order_release);
+  }
+  return atomic_load_explicit(&next, memory_order_relaxed);
+}
+
 HAK_API int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *),
                            void *arg) {
+  create_fn *libc_create = pass_through();
+  if (libc_create) return libc_create(t, attr, fn, arg);
   struct start *s = malloc(sizeof *s);
   if (!s) return EAGAIN;
   s->fn = fn;
