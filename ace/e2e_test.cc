@@ -141,8 +141,10 @@ TEST(AceE2e, KnobsStayPutWithAceOff) {
 }
 
 TEST(AceE2e, RssGrowthTriggersABudgetedScavenge) {
+  // The CPU guard at its ceiling, as in kQuickAce.
   Child c = RunAce("rss", {"HAKMEM_ACE_ENABLED=1", "HAKMEM_ACE_FAST_INTERVAL_MS=20",
-                        "HAKMEM_ACE_SLOW_INTERVAL_MS=40", "HAKMEM_ACE_LOG_LEVEL=1"});
+                        "HAKMEM_ACE_SLOW_INTERVAL_MS=40", "HAKMEM_ACE_MAX_CPU_PERCENT=100",
+                        "HAKMEM_ACE_LOG_LEVEL=1"});
   ASSERT_TRUE(c.ExitedWith(0)) << c.Describe();
   EXPECT_TRUE(Has(c.err, "[ACE] Scavenging up to 5.00 ms (RSS ")) << c.Describe();
   EXPECT_TRUE(Has(c.err, ": released ")) << c.Describe();
