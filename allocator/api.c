@@ -13,6 +13,9 @@
 #include "tool_hooks.h"
 
 #define HAK_EXPORT HAK_API
+/* Under ThreadSanitizer the exports are tsan_entry.c's, which call these. */
+#define HAK_TSAN_ENTRY_RENAME
+#include "tsan_entry.h"
 
 static void *alloc_bytes(size_t n) {
   if (hak_rz_active()) return hak_tool_alloced(hak_rz_alloc(n, 0), 0);

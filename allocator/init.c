@@ -9,6 +9,7 @@
 #include "knobs.h"
 #include "large.h"
 #include "segment.h"
+#include "tsan_entry.h"
 
 _Atomic int hak_init_state; /* 0 not started, 1 running, 2 usable */
 uintptr_t hak_tag_secret;
@@ -20,6 +21,7 @@ static __thread int initialising_thread;
  * shared state; the child then forgets the heaps of vanished threads. ---- */
 
 static void fork_prepare(void) {
+  hak_tsan_fork_enter();
   hak_lock(&hak_heaps.lock);
   hak_lock(&hak_pool.carve_lock);
   hak_large_lock_all();
@@ -29,6 +31,7 @@ static void fork_parent(void) {
   hak_large_unlock_all();
   hak_unlock(&hak_pool.carve_lock);
   hak_unlock(&hak_heaps.lock);
+  hak_tsan_fork_leave();
 }
 
 static void fork_child(void) {
@@ -36,6 +39,7 @@ static void fork_child(void) {
   hak_unlock(&hak_pool.carve_lock);
   hak_heaps_after_fork_child();
   hak_unlock(&hak_heaps.lock);
+  hak_tsan_fork_leave();
 }
 
 static uintptr_t make_secret(void) {

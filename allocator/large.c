@@ -10,6 +10,7 @@
 #include "lock.h"
 #include "os.h"
 #include "page_arena.h"
+#include "tsan_sync.h"
 
 /* Sits right before the block. */
 struct large_header {
@@ -47,6 +48,11 @@ static hak_lock_t cache_lock = HAK_LOCK_INIT;
 static struct hak_large_span huge_cache[HUGE_SLOTS];
 static unsigned huge_count;
 static uint64_t huge_cached_bytes;
+
+#if HAK_TSAN
+/* ThreadSanitizer's key for memory mremap moved (hak_large_realloc). */
+static char moved_memory;
+#endif
 
 /* Blocks sit at a fixed offset in page-aligned spans, so the low bits of
  * an address say nothing; a multiply moves the rest up, and folding the
@@ -155,6 +161,9 @@ static int cache_take(size_t need, struct hak_large_span *out) {
     huge_cached_bytes -= out->len;
   }
   hak_unlock(&cache_lock);
+  /* The span's last holder, maybe another thread, released it (span_put):
+   * its accesses happen before this thread's use of the span. */
+  if (found) hak_tsan_acquire(out->base);
   return found;
 }
 
@@ -170,6 +179,12 @@ static uint64_t span_release(struct hak_large_span span) {
  * arena run) and there is room, else released. */
 static void span_put(struct hak_large_span span) {
   if (span.len > HAK_ARENA_MAX_SPAN) {
+    /* Hand-off to whichever thread takes it from the cache (cache_take),
+     * keyed by the span's base, which a cached span keeps.  cache_lock
+     * orders the two today; the key says what must stay ordered.  Arena
+     * runs need no key: they split and coalesce, so their bases change,
+     * and every hand-off of one happens under its arena's lock. */
+    hak_tsan_release(span.base);
     hak_lock(&cache_lock);
     int kept = huge_count < HUGE_SLOTS &&
                huge_cached_bytes + span.len <= hak_config.large_cache_bytes;
@@ -374,7 +389,15 @@ void *hak_large_realloc(void *p, size_t n) {
   if (HAK_TOOLS) return NULL;
   /* A mapping of its own: mremap moves the pages, not the bytes. */
   struct hak_large_span old = unlink_block(p, 0);
+  /* The tool sees mmap and munmap, which clear its record of a range, but
+   * not mremap: the range left behind keeps this thread's accesses, and
+   * the range moved to keeps those of whoever last used it - perhaps a
+   * block another thread moved away from there, unsynchronised with this
+   * one.  Every move releases, then acquires, the one key of moved
+   * memory, so each earlier user of an address happens before its next. */
+  hak_tsan_release(&moved_memory);
   void *base = mremap(old.base, old.len, need, MREMAP_MAYMOVE);
+  hak_tsan_acquire(&moved_memory);
   if (base == MAP_FAILED) {
     publish(old, offset); /* unchanged, back in the table */
     return NULL;

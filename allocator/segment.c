@@ -58,7 +58,7 @@ static struct hak_slab *span_init_free(struct hak_segment *seg, unsigned first,
                                        unsigned slabs, int fresh) {
   struct hak_slab *head = &seg->slabs[first];
   for (unsigned i = 0; i < slabs; i++) head[i].span_head = head;
-  head->cls = HAK_CLASS_NONE;
+  hak_set_cls(head, HAK_CLASS_NONE);
   head->magic = 0;
   head->span_slabs = (uint8_t)slabs;
   head->decommitted = (uint8_t)fresh; /* fresh pages are not resident yet */
@@ -110,7 +110,7 @@ static struct hak_slab *span_carve(unsigned slabs) {
 
 /* Turns a free span into an empty span of class cls owned by h. */
 static void span_assign(struct hak_slab *s, unsigned cls, struct hak_heap *h) {
-  s->cls = (uint8_t)cls;
+  hak_set_cls(s, cls);
   s->magic = HAK_SLAB_MAGIC;
   s->block_size = hak_class_bytes[cls];
   s->inv_block_size = (((uint64_t)1 << 40) + s->block_size - 1) / s->block_size;
@@ -158,7 +158,7 @@ void hak_span_release(struct hak_slab *s) {
   if (s->cls < HAK_NUM_CLASSES)
     atomic_fetch_sub_explicit(&hak_pool.reserved_bytes[s->cls], span_bytes(s),
                               memory_order_relaxed);
-  s->cls = HAK_CLASS_NONE;
+  hak_set_cls(s, HAK_CLASS_NONE);
   s->magic = 0;
   atomic_store_explicit(&s->owner, &hak_no_owner, memory_order_release);
   if (!s->decommitted) {

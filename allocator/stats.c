@@ -21,9 +21,13 @@ static void add_backlogs(struct hak_stats *out) {
   for (struct hak_segment *seg = hak_pool.all_segments; seg; seg = seg->next) {
     for (int i = 1; i < HAK_SLABS_PER_SEGMENT; i++) {
       struct hak_slab *s = &seg->slabs[i];
-      if (s->span_head != s || s->cls >= HAK_NUM_CLASSES) continue;
+      if (s->span_head != s) continue;
+      /* The owner may be assigning or releasing the span right now: one
+       * relaxed load, checked and used as loaded (types.h, cls). */
+      unsigned cls = hak_cls_relaxed(s);
+      if (cls >= HAK_NUM_CLASSES) continue;
       int32_t n = atomic_load_explicit(&s->remote_count, memory_order_relaxed);
-      if (n > 0) out->cls[s->cls].remote_backlog += (uint64_t)n;
+      if (n > 0) out->cls[cls].remote_backlog += (uint64_t)n;
     }
   }
   hak_unlock(&hak_pool.carve_lock);

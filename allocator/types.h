@@ -107,6 +107,20 @@ struct hak_slab {
 /* Two cache lines exactly, so the record of a slab is found with a shift. */
 _Static_assert(sizeof(struct hak_slab) == 128, "slab record must be 128 bytes");
 
+/* A span's class changes while other threads may read it without owning
+ * the span: hak_stats walks every record (stats.c).  Plain accesses there
+ * were a data race - and the walk's check `cls < HAK_NUM_CLASSES` and its
+ * use as an index were two reads, between which a release could make the
+ * index HAK_CLASS_NONE.  So the writes (segment.c) and that walk use
+ * relaxed atomics: the same single byte moves on x86, and the hot paths,
+ * which read cls of a span their block keeps alive, stay plain. */
+static inline void hak_set_cls(struct hak_slab *s, unsigned cls) {
+  __atomic_store_n(&s->cls, (uint8_t)cls, __ATOMIC_RELAXED);
+}
+static inline unsigned hak_cls_relaxed(const struct hak_slab *s) {
+  return __atomic_load_n(&s->cls, __ATOMIC_RELAXED);
+}
+
 struct hak_segment {
   uint64_t magic;
   struct hak_segment *next; /* every segment ever mapped */

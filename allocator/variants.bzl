@@ -365,7 +365,11 @@ def hakmem_test(
                 copts = HAKMEM_TEST_COPTS + copts,
                 linkopts = HAKMEM_LINKOPTS + linkopts,
                 linkstatic = True,
-                tags = tags + ["hakmem_" + v.name, "hakmem_shared"] + PRELOAD_TAGS,
+                # no-tsan: ThreadSanitizer's runtime always comes first
+                # in the program's symbol lookup, ahead of libhakmem.so,
+                # so its malloc, not hakmem's, would serve the test.  The
+                # statically linked twin runs under the tool instead.
+                tags = tags + ["hakmem_" + v.name, "hakmem_shared", "no-tsan"] + PRELOAD_TAGS,
                 size = size,
                 **kwargs
             )

@@ -14,9 +14,15 @@ run() {
 }
 off=$(run 0) || { echo "FAIL: run with release off exited $?" >&2; exit 1; }
 on=$(run 1) || { echo "FAIL: run with release on exited $?" >&2; exit 1; }
-python3 - "$off" "$on" <<'PY'
+# Under ThreadSanitizer the resident set is mostly the tool's shadow of the
+# heap, which hakmem's madvise does not return: the drop says nothing there,
+# and only the runs' correctness is checked.
+rss_bound=1
+ldd "$frag" 2>/dev/null | grep -q libtsan && rss_bound=0
+python3 - "$off" "$on" "$rss_bound" <<'PY'
 import json, sys
 off, on = (json.loads(a) for a in sys.argv[1:3])
+rss_bound = sys.argv[3] == "1"
 for name, r in (("off", off), ("on", on)):
     assert r["integrity_events"] == 0, (name, r["integrity_events"])
     assert r["data_errors"] == 0, (name, r["data_errors"])
@@ -24,7 +30,7 @@ for name, r in (("off", off), ("on", on)):
 a, b = off["rss_after_free_kb"], on["rss_after_free_kb"]
 drop = 1 - b / a
 print("rss_after_free_kb: off %d, on %d (%.0f%% lower)" % (a, b, 100 * drop))
-if drop < 0.30:
+if rss_bound and drop < 0.30:
     sys.exit("FAIL: page release lowered the resident set after the free phase by only "
              "%.0f%% (want >= 30%%)" % (100 * drop))
 PY
