@@ -447,13 +447,19 @@ def judge_wall(row, ratios, rss, events, b, foreign, report_only):
             verdict = "warn"
             why.append("ratio fell %.1f%% but p=%.2g is not < %.2g"
                        % (-row["delta_percent"], p, WALL_P))
+        noisy = limit > WALL_MAX_LIMIT or row["cv"] * 100 > WALL_MAX_LIMIT
         rss_limit = rss_allowance(b)
         if rss and b["peak_rss_kb"] and rss > b["peak_rss_kb"] + rss_limit:
             why.append("peak RSS %d KiB > baseline %d KiB + %d KiB (max(%d%%, %d KiB, "
                        "%g x its reps' SD))" % (rss, b["peak_rss_kb"], rss_limit, RSS_SLACK,
                                                 RSS_FLOOR_KB, RSS_SD_FACTOR))
-            verdict = "FAIL" if not foreign else ("warn" if verdict == "pass" else verdict)
-        if verdict != "FAIL" and (limit > WALL_MAX_LIMIT or row["cv"] * 100 > WALL_MAX_LIMIT):
+            # A workload too noisy to judge has a peak too noisy to judge as
+            # well: mid_mt's grows with how long a preempted thread leaves
+            # its remote frees undrained (A/A under load: 21.4 MiB against a
+            # quiet 17.0), so there it is "cannot tell", not a regression.
+            verdict = ("warn" if verdict == "pass" else verdict) if foreign else \
+                (verdict if noisy else "FAIL")
+        if verdict != "FAIL" and noisy:
             verdict = "NOISY"
             why.append("too noisy to tell: %s > %.0f%% (run on a quiet machine%s)" % (
                 "limit %.0f%% (baseline CV %.0f%%)" % (limit, b["cv"] * 100)

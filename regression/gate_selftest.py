@@ -78,6 +78,8 @@ check("wall RSS +30% within 3 x the baseline's RSS spread", verdict([1.0] * 9, j
                                                                  rss=21000), "pass")
 check("wall RSS beyond 3 x the baseline's RSS spread", verdict([1.0] * 9, jumpy_rss,
                                                             rss=30000), "FAIL")
+check("wall RSS +20% on a workload too noisy to judge", verdict([0.98, 1.0, 1.02] * 3, noisy,
+                                                               rss=120000), "NOISY")
 check("wall RSS +20% foreign", verdict([1.0] * 9, quiet, rss=120000, foreign="cpus 4"), "warn")
 check("wall integrity events", verdict([1.0] * 9, quiet, events=1, report_only=True), "FAIL")
 check("wall no baseline", verdict([1.0] * 9, None), "new")
