@@ -22,6 +22,16 @@ __attribute__((constructor)) static void asan_ready(void) {
 void __interceptor_free(void *p);
 void *__interceptor_realloc(void *p, size_t n);
 
+/* The sanitizer runtime's, declared here: GCC installs no header for it. */
+int __sanitizer_get_ownership(const volatile void *p);
+
+int hak_tool_foreign(const void *p) {
+  if (!p || hak_registry_contains(p) || hak_large_known(p)) return 0;
+  /* A redzoned large block: p is HAK_RZ_HEAD past the block. */
+  if (hak_rz_active() && hak_large_known((const char *)p - HAK_RZ_HEAD)) return 0;
+  return __sanitizer_get_ownership(p);
+}
+
 void hak_tool_foreign_free(void *p) { __interceptor_free(p); }
 void *hak_tool_foreign_realloc(void *p, size_t n) { return __interceptor_realloc(p, n); }
 #endif

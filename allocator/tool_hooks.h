@@ -144,9 +144,10 @@ size_t hak_tool_extent(const void *p) __attribute__((visibility("hidden")));
  * malloc, so the program hands hakmem blocks it never made.  They go back
  * to ASan (tool_hooks.c); elsewhere there are none. */
 #if HAK_TOOL_ASAN
-/* The sanitizer runtime's, declared here: GCC installs no header for it. */
-int __sanitizer_get_ownership(const volatile void *p);
-#define hak_tool_foreign(p) ((p) && __sanitizer_get_ownership(p))
+/* p is non-NULL, not hakmem's and ASan's.  hakmem's own blocks are ruled
+ * out first: asking ASan takes its allocator's lock, which a fork can leave
+ * held in the child (GCC's runtime does not take it across fork). */
+int hak_tool_foreign(const void *p) __attribute__((visibility("hidden")));
 void hak_tool_foreign_free(void *p) __attribute__((visibility("hidden")));
 void *hak_tool_foreign_realloc(void *p, size_t n) __attribute__((visibility("hidden")));
 #else
