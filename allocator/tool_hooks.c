@@ -36,21 +36,24 @@ void hak_tool_foreign_free(void *p) { __interceptor_free(p); }
 void *hak_tool_foreign_realloc(void *p, size_t n) { return __interceptor_realloc(p, n); }
 #endif
 
-size_t hak_tool_extent(const void *p) {
-  size_t n;
-  if (hak_rz_active() && hak_rz_size(p, &n)) return n;
-  if (!hak_registry_contains(p)) return hak_large_usable(p);
+/* 1 if p is a live block, with its usable bytes in *n (0 for a redzoned
+ * malloc(0)); 0 if p is none. */
+static int live_extent(const void *p, size_t *n) {
+  if (hak_rz_active() && hak_rz_size(p, n)) return 1;
+  if (!hak_registry_contains(p)) return (*n = hak_large_usable(p)) != 0;
   const struct hak_slab *s = hak_slab_of(p);
   if (s->magic != HAK_SLAB_MAGIC || s->cls >= HAK_NUM_CLASSES) return 0;
   uint32_t idx = hak_block_index(s, p);
   if (s->start + (size_t)idx * s->block_size != (const char *)p ||
       idx >= atomic_load_explicit(&s->carved, memory_order_relaxed))
     return 0;
-  return s->block_size;
+  *n = s->block_size;
+  return 1;
 }
 
 void hak_tool_on_alloc(void *p, size_t defined) {
-  size_t n = hak_tool_extent(p);
+  size_t n = 0;
+  live_extent(p, &n);
 #if HAK_TOOL_ASAN
   HAK_ASAN_UNPOISON(p, n);
 #endif
@@ -63,8 +66,8 @@ void hak_tool_on_alloc(void *p, size_t defined) {
 }
 
 void hak_tool_on_free(void *p) {
-  size_t n = hak_tool_extent(p);
-  if (!n) return; /* not a live block: the tiers report it */
+  size_t n;
+  if (!live_extent(p, &n)) return; /* not a live block: the tiers report it */
 #if HAK_TOOL_ASAN
   HAK_ASAN_POISON(p, n);
 #endif
@@ -77,7 +80,8 @@ void hak_tool_on_free(void *p) {
 }
 
 void hak_tool_on_resize(void *p, size_t old) {
-  size_t n = hak_tool_extent(p);
+  size_t n = 0;
+  live_extent(p, &n);
 #if HAK_TOOL_ASAN
   if (n > old) HAK_ASAN_UNPOISON(p, n);
   else HAK_ASAN_POISON((char *)p + n, old - n);

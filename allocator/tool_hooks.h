@@ -132,11 +132,9 @@ void hak_tool_on_alloc(void *p, size_t defined) __attribute__((visibility("hidde
 /* The program gives p back (before the tiers see it).  Nothing happens if
  * p is not a live block: the tiers report that. */
 void hak_tool_on_free(void *p) __attribute__((visibility("hidden")));
-/* Live block p was resized in place from old usable bytes (as
- * hak_tool_extent said before the resize) to its present size. */
+/* Live block p was resized in place from old usable bytes to its present
+ * size. */
 void hak_tool_on_resize(void *p, size_t old) __attribute__((visibility("hidden")));
-/* Usable bytes of live block p, 0 if p is none.  Reports nothing. */
-size_t hak_tool_extent(const void *p) __attribute__((visibility("hidden")));
 #endif
 
 /* ASan's interceptors of libc functions that return memory to free
