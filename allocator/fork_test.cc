@@ -124,6 +124,7 @@ struct Inherited {
 };
 
 [[noreturn]] void ChildMain(uint32_t seed, const Inherited* inherited) {
+  ::hakmem_test::SkipLeakCheckAfterFork();
   signal(SIGALRM, SIG_DFL);
   alarm(kChildDeadlineSeconds - 10);
   const uint64_t events = hak_integrity_events();
@@ -396,6 +397,7 @@ TEST(Fork, GrandchildAllocates) {
   pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
+    ::hakmem_test::SkipLeakCheckAfterFork();
     int status = ChurnInChild(7, 2000);
     if (status != kChildOk) _exit(status);
     pid_t grandchild = fork();

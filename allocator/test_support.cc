@@ -18,7 +18,31 @@
 
 #include "hakmem.h"
 
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define HAKMEM_TEST_HAS_VALGRIND 1
+#endif
+
 namespace hakmem_test {
+
+HiddenFromMemcheck::HiddenFromMemcheck() {
+#ifdef HAKMEM_TEST_HAS_VALGRIND
+  VALGRIND_DISABLE_ERROR_REPORTING;
+#endif
+}
+
+HiddenFromMemcheck::~HiddenFromMemcheck() {
+#ifdef HAKMEM_TEST_HAS_VALGRIND
+  VALGRIND_ENABLE_ERROR_REPORTING;
+#endif
+}
+
+void SkipLeakCheckAfterFork() {
+#ifdef HAKMEM_TEST_HAS_VALGRIND
+  VALGRIND_CLO_CHANGE("--leak-check=no");
+#endif
+}
+
 namespace {
 
 class CleanHeapAtExit : public ::testing::Environment {

@@ -47,6 +47,30 @@ inline T* Launder(T* p) {
 // gtest owns the returned environment.
 ::testing::Environment* AddCleanHeapAtExit();
 
+// ------------------------------------------------- deliberate mistakes --
+
+// While one exists, memcheck (--config=valgrind) reports nothing from this
+// thread: a test that makes a heap mistake on purpose, to see hakmem's own
+// report of it, is not failed by the tool for that mistake.  Keep its scope
+// to the mistake itself.  Natively it does nothing.
+class HiddenFromMemcheck {
+ public:
+  HiddenFromMemcheck();
+  ~HiddenFromMemcheck();
+  HiddenFromMemcheck(const HiddenFromMemcheck&) = delete;
+  HiddenFromMemcheck& operator=(const HiddenFromMemcheck&) = delete;
+};
+
+// ------------------------------------------------- children of a fork() --
+
+// Call first thing in a child that fork() made and that will not exec.
+// Under memcheck (--config=valgrind) it turns the exit-time leak check off
+// for this process: blocks that the parent's other threads held only in
+// their stacks and registers have no root in the child, where those
+// threads do not exist, and would be reported as lost.  Errors other than
+// leaks are still reported.  Natively it does nothing.
+void SkipLeakCheckAfterFork();
+
 // ------------------------------------------ re-executing the test binary --
 //
 // What hakmem does at start-up (reading settings, installing its crash
