@@ -18,6 +18,8 @@ linked against the static library (<name>_release, <name>_debug) and, unless
 shared = False, one per variant linked dynamically against the shared object
 (<name>_shared_release, <name>_shared_debug), plus test_suite(name = name).
 Every one of them gets //allocator:test_support (allocator/BUILD.bazel).
+The test's sources are compiled once per variant (<name>_objs_<variant>)
+and linked into both its static and its shared test.
 """
 
 load("@rules_cc//cc:defs.bzl", "cc_binary", "cc_import", "cc_library", "cc_test")
@@ -333,15 +335,35 @@ def hakmem_test(
 
     tests = []
     for v in HAKMEM_VARIANTS:
-        t = name + "_" + v.name
-        cc_test(
-            name = t,
+        # The test's code, compiled once per variant (against its headers
+        # and defines) and linked into both the static and the shared test:
+        # compiling GoogleTest files is most of a test build's time.
+        # alwayslink: nothing refers to the TEST()s, which register
+        # themselves from static initialisers.
+        objs = name + "_objs_" + v.name
+        cc_library(
+            name = objs,
+            testonly = True,
             srcs = srcs,
             deps = deps + extra + [
-                _pkg_label("hakmem" + v.suffix),
+                _pkg_label("hakmem" + v.suffix + "_headers"),
                 _GTEST_MAIN,
             ],
             copts = HAKMEM_TEST_COPTS + copts,
+            linkstatic = True,
+            alwayslink = True,
+            tags = tags,
+            visibility = ["//visibility:private"],
+        )
+
+        t = name + "_" + v.name
+        cc_test(
+            name = t,
+            deps = [
+                ":" + objs,
+                _pkg_label("hakmem" + v.suffix),
+                _GTEST_MAIN,
+            ],
             linkopts = HAKMEM_LINKOPTS + linkopts,
             # Link the allocator's objects into the binary (a cc_test
             # otherwise links its deps as Bazel-made shared libraries).
@@ -356,13 +378,11 @@ def hakmem_test(
             ts = name + "_shared_" + v.name
             cc_test(
                 name = ts,
-                srcs = srcs,
-                deps = deps + extra + [
-                    _pkg_label("hakmem" + v.suffix + "_headers"),
+                deps = [
+                    ":" + objs,
                     _pkg_label("hakmem" + v.suffix + "_shared"),
                     _GTEST_MAIN,
                 ],
-                copts = HAKMEM_TEST_COPTS + copts,
                 linkopts = HAKMEM_LINKOPTS + linkopts,
                 linkstatic = True,
                 # no-tsan: ThreadSanitizer's runtime always comes first
