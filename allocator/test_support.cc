@@ -37,6 +37,14 @@ HiddenFromMemcheck::~HiddenFromMemcheck() {
 #endif
 }
 
+bool UnderValgrind() {
+#ifdef HAKMEM_TEST_HAS_VALGRIND
+  return RUNNING_ON_VALGRIND != 0;
+#else
+  return false;
+#endif
+}
+
 void SkipLeakCheckAfterFork() {
 #ifdef HAKMEM_TEST_HAS_VALGRIND
   VALGRIND_CLO_CHANGE("--leak-check=no");

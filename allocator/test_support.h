@@ -61,6 +61,11 @@ class HiddenFromMemcheck {
   HiddenFromMemcheck& operator=(const HiddenFromMemcheck&) = delete;
 };
 
+// True when the test runs under Valgrind (--config=valgrind).  Only for
+// scaling the volume of a stress test that would not finish in time under
+// the tool, never for changing what a test checks.
+bool UnderValgrind();
+
 // ------------------------------------------------- children of a fork() --
 
 // Call first thing in a child that fork() made and that will not exec.
