@@ -12,12 +12,9 @@
 # malloc, which hakmem replaces.
 set -uo pipefail
 
+source "$(dirname "$0")/expect_report.sh"
+
 export ASAN_OPTIONS=detect_leaks=0:halt_on_error=1
-failures=0
-fail() {
-  echo "FAIL: $*" >&2
-  failures=$((failures + 1))
-}
 out=$(mktemp "${TEST_TMPDIR:-/tmp}/asan_test.XXXXXX")
 
 # check NAME PROGRAM MODE PATTERN...: the run fails and stderr has every pattern.
@@ -31,14 +28,7 @@ check() {
     sed 's/^/    /' "$out" >&2
     return
   fi
-  for pat in "$@"; do
-    if ! grep -qE -- "$pat" "$out"; then
-      fail "$name $mode: no '$pat' in ASan's report:"
-      sed 's/^/    /' "$out" >&2
-      return
-    fi
-  done
-  echo "ok: $name $mode"
+  expect_in "$out" ASan "$name" "$mode" "$@"
 }
 
 for spec in "$@"; do
@@ -62,9 +52,4 @@ for spec in "$@"; do
   fi
 done
 rm -f "$out"
-
-if [[ $failures -ne 0 ]]; then
-  echo "$failures failure(s)" >&2
-  exit 1
-fi
-echo "all ASan cases reported as expected"
+finish ASan

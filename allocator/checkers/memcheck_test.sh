@@ -11,11 +11,7 @@
 # stack goes through hak_tool_on_alloc, not valgrind's own malloc.
 set -uo pipefail
 
-failures=0
-fail() {
-  echo "FAIL: $*" >&2
-  failures=$((failures + 1))
-}
+source "$(dirname "$0")/expect_report.sh"
 
 log=$(mktemp "${TEST_TMPDIR:-/tmp}/memcheck_test.XXXXXX")
 
@@ -37,14 +33,7 @@ run() {
 expect() {
   local name=$1 mode=$2
   shift 2
-  for pat in "$@"; do
-    if ! grep -qE -- "$pat" "$log"; then
-      fail "$name $mode: no '$pat' in memcheck's report:"
-      sed 's/^/    /' "$log" >&2
-      return
-    fi
-  done
-  echo "ok: $name $mode"
+  expect_in "$log" memcheck "$name" "$mode" "$@"
 }
 
 for spec in "$@"; do
@@ -82,9 +71,4 @@ for spec in "$@"; do
   fi
 done
 rm -f "$log"
-
-if [[ $failures -ne 0 ]]; then
-  echo "$failures failure(s)" >&2
-  exit 1
-fi
-echo "all memcheck cases reported as expected"
+finish memcheck
