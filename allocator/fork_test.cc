@@ -35,8 +35,7 @@
 namespace {
 
 constexpr size_t kKiB = 1024;
-constexpr int kChildDeadlineSeconds = 30;
-
+using ::hakmem_test::ChildDeadlineSeconds;
 using ::hakmem_test::Escape;
 
 // No fault in the parent, and its main thread's lists intact at the end.
@@ -126,7 +125,7 @@ struct Inherited {
 [[noreturn]] void ChildMain(uint32_t seed, const Inherited* inherited) {
   ::hakmem_test::SkipLeakCheckAfterFork();
   signal(SIGALRM, SIG_DFL);
-  alarm(kChildDeadlineSeconds - 10);
+  alarm(ChildDeadlineSeconds() - 10);
   const uint64_t events = hak_integrity_events();
   int status = ChurnInChild(seed, 5000);
   if (status == kChildOk && inherited != nullptr) {
@@ -190,11 +189,11 @@ bool ChildSucceeded(pid_t pid, int index) {
     }
     timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec - start.tv_sec > kChildDeadlineSeconds) {
+    if (now.tv_sec - start.tv_sec > ChildDeadlineSeconds()) {
       kill(pid, SIGKILL);
       waitpid(pid, &status, 0);
       ADD_FAILURE() << "child " << index << " still running after "
-                    << kChildDeadlineSeconds << " s: hung (deadlock after fork?)";
+                    << ChildDeadlineSeconds() << " s: hung (deadlock after fork?)";
       return false;
     }
     usleep(2000);
@@ -411,7 +410,7 @@ TEST(Fork, GrandchildAllocates) {
     int gstatus = 0;
     int waited_ms = 0;
     while (waitpid(grandchild, &gstatus, WNOHANG) != grandchild) {
-      if (waited_ms > (kChildDeadlineSeconds - 5) * 1000) {
+      if (waited_ms > (ChildDeadlineSeconds() - 5) * 1000) {
         kill(grandchild, SIGKILL);
         waitpid(grandchild, &gstatus, 0);
         _exit(kChildGrandchildHung);

@@ -45,6 +45,8 @@ bool UnderValgrind() {
 #endif
 }
 
+int ChildDeadlineSeconds() { return UnderValgrind() ? 300 : 30; }
+
 void SkipLeakCheckAfterFork() {
 #ifdef HAKMEM_TEST_HAS_VALGRIND
   VALGRIND_CLO_CHANGE("--leak-check=no");
@@ -78,7 +80,7 @@ bool Child::KilledBy(int sig) const {
 std::string Child::Describe() const {
   std::ostringstream s;
   if (!ran) s << "child did not run";
-  else if (timed_out) s << "child hung, killed after " << kChildDeadlineSeconds << " s";
+  else if (timed_out) s << "child hung, killed after " << ChildDeadlineSeconds() << " s";
   else if (WIFEXITED(status)) s << "child exited with " << WEXITSTATUS(status);
   else if (WIFSIGNALED(status))
     s << "child killed by signal " << WTERMSIG(status) << " ("
@@ -177,7 +179,7 @@ Child RunProbe(const Probe& probe, const std::string& action,
   while (open_fds > 0) {
     timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec - start.tv_sec >= kChildDeadlineSeconds) {
+    if (now.tv_sec - start.tv_sec >= ChildDeadlineSeconds()) {
       c.timed_out = true;
       kill(pid, SIGKILL);
       break;

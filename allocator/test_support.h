@@ -85,8 +85,9 @@ void SkipLeakCheckAfterFork();
 // ended.  The child is the same binary, so it runs the same hakmem variant,
 // linked the same way, as the test itself.
 
-// How long a child may run before it counts as hung and is killed.
-constexpr int kChildDeadlineSeconds = 30;
+// How long a child may run before it counts as hung and is killed: 30 s,
+// ten times that under Valgrind, whose children run 20-50x slower.
+int ChildDeadlineSeconds();
 
 // The probe test of one test file, e.g. {"CONFIG_TEST_PROBE",
 // "ConfigProbe.DISABLED_Child"}.  The test is DISABLED_ so normal runs skip
@@ -101,7 +102,7 @@ struct Probe {
 // How a child ended and what it wrote.
 struct Child {
   bool ran = false;        // fork, exec and wait worked
-  bool timed_out = false;  // killed after kChildDeadlineSeconds
+  bool timed_out = false;  // killed after ChildDeadlineSeconds()
   int status = 0;          // waitpid() status
   std::string out;         // everything the child wrote to stdout
   std::string err;         // ... and to stderr
@@ -124,7 +125,7 @@ std::vector<std::string> BaseEnvironment();
 // their default action and no signal blocked, whatever the test runner gave
 // this process, then `ignored_signal`, if not 0, set to SIG_IGN (a
 // disposition exec keeps); it leaves no core file.  Collects stdout and
-// stderr until the child ends or kChildDeadlineSeconds pass (then kills
+// stderr until the child ends or ChildDeadlineSeconds() pass (then kills
 // it).  Setup failures are reported through gtest (ADD_FAILURE) and leave
 // `ran` false.
 Child RunProbe(const Probe& probe, const std::string& action,
