@@ -457,8 +457,10 @@ def judge_wall(row, ratios, rss, events, b, foreign, report_only):
             # well: mid_mt's grows with how long a preempted thread leaves
             # its remote frees undrained (A/A under load: 21.4 MiB against a
             # quiet 17.0), so there it is "cannot tell", not a regression.
-            verdict = ("warn" if verdict == "pass" else verdict) if foreign else \
-                (verdict if noisy else "FAIL")
+            if foreign:
+                verdict = "warn" if verdict == "pass" else verdict
+            elif not noisy:
+                verdict = "FAIL"
         if verdict != "FAIL" and noisy:
             verdict = "NOISY"
             why.append("too noisy to tell: %s > %.0f%% (run on a quiet machine%s)" % (
