@@ -93,7 +93,7 @@ static void scan_full(struct hak_heap *h, unsigned cls) {
   struct hak_slab_list *full = &h->full[cls];
   for (int i = 0; i < FULL_SCAN_LIMIT && full->head; i++) {
     struct hak_slab *s = full->head;
-    if (atomic_load_explicit(&s->remote_count, memory_order_relaxed) > 0) {
+    if (hak_remote_backlog(s) > 0) {
       drain(h, s);
       return;
     }

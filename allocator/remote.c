@@ -24,30 +24,37 @@ static void announce(struct hak_slab *s) {
 void hak_remote_free(struct hak_slab *s, void *p, unsigned cls) {
   uintptr_t *block = p;
   uintptr_t tag = hak_free_tag(p, cls);
-  uintptr_t old = atomic_load_explicit(&s->remote_head, memory_order_relaxed);
+  uintptr_t old = atomic_load_explicit(&s->remote_head, memory_order_relaxed), head;
   do {
-    hak_node_link(block, old, tag);
-  } while (!atomic_compare_exchange_weak_explicit(&s->remote_head, &old,
-                                                  (uintptr_t)p, memory_order_release,
+    hak_node_link(block, old & HAK_REMOTE_ADDR_MASK, tag);
+    head = (uintptr_t)p + ((old & ~HAK_REMOTE_ADDR_MASK) + ((uintptr_t)1 << HAK_REMOTE_COUNT_SHIFT));
+  } while (!atomic_compare_exchange_weak_explicit(&s->remote_head, &old, head,
+                                                  memory_order_release,
                                                   memory_order_relaxed));
-  int32_t backlog =
-      atomic_fetch_add_explicit(&s->remote_count, 1, memory_order_relaxed) + 1;
+  uint32_t backlog = (uint32_t)(head >> HAK_REMOTE_COUNT_SHIFT);
   /* At or past the threshold: the threshold may have been lowered below a
    * backlog that had already built up. */
-  if (backlog >= (int32_t)atomic_load_explicit(&hak_knobs.drain_threshold[cls],
-                                               memory_order_relaxed))
+  if (backlog >= atomic_load_explicit(&hak_knobs.drain_threshold[cls], memory_order_relaxed))
     announce(s);
 }
 
 uint32_t hak_remote_collect(struct hak_slab *s) {
-  uintptr_t list = atomic_exchange_explicit(&s->remote_head, 0, memory_order_acquire);
-  if (!list) return 0;
-  uint32_t n = 1;
-  uintptr_t *tail = (uintptr_t *)list;
-  for (uintptr_t *next; (next = hak_node_next(tail)) != NULL; n++) tail = next;
-  hak_node_link(tail, (uintptr_t)s->free, hak_free_tag(tail, s->cls));
-  s->free = (void *)list;
+  uintptr_t head = atomic_exchange_explicit(&s->remote_head, 0, memory_order_acquire);
+  if (!head) return 0;
+  uint32_t n = (uint32_t)(head >> HAK_REMOTE_COUNT_SHIFT);
+  uintptr_t *list = (uintptr_t *)(head & HAK_REMOTE_ADDR_MASK);
+  if (!s->free) {
+    s->free = list;
+  } else {
+    /* One list's tail links to the other's head: the shorter list is
+     * walked to find it. */
+    uint32_t local = atomic_load_explicit(&s->carved, memory_order_relaxed) - s->used - s->parked;
+    uintptr_t *first = local <= n ? s->free : list, *second = local <= n ? list : s->free;
+    uintptr_t *tail = first;
+    for (uintptr_t *next; (next = hak_node_next(tail)) != NULL;) tail = next;
+    hak_node_link(tail, (uintptr_t)second, hak_free_tag(tail, s->cls));
+    s->free = first;
+  }
   s->used -= n;
-  atomic_fetch_sub_explicit(&s->remote_count, (int32_t)n, memory_order_relaxed);
   return n;
 }

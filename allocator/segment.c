@@ -7,6 +7,9 @@
 #include "remote.h"
 #include "size_class.h"
 
+_Static_assert(HAK_ADDRESS_BITS <= HAK_REMOTE_COUNT_SHIFT,
+               "a remote queue head must hold any segment address");
+
 struct hak_pool hak_pool = {.carve_lock = HAK_LOCK_INIT};
 struct hak_slab hak_no_slab = {
     .span_head = &hak_no_slab, .owner = &hak_no_owner, .cls = HAK_CLASS_NONE};
@@ -71,6 +74,12 @@ static struct hak_slab *span_init_free(struct hak_segment *seg, unsigned first,
 static struct hak_segment *segment_map(void) {
   struct hak_segment *seg = hak_os_map_aligned(HAK_SEGMENT_SIZE, HAK_SEGMENT_SIZE);
   if (!seg) return NULL;
+  /* The registry and the remote queues' head words (remote.h) cover the
+   * 47-bit address space, where the kernel maps unless asked otherwise. */
+  if ((uintptr_t)seg >> HAK_ADDRESS_BITS) {
+    hak_os_unmap(seg, HAK_SEGMENT_SIZE);
+    return NULL;
+  }
   seg->magic = HAK_SEGMENT_MAGIC;
   seg->carved_slabs = 1; /* slab 0 is this header */
   for (int i = 0; i < HAK_SLABS_PER_SEGMENT; i++) {

@@ -7,6 +7,7 @@
 #include "integrity.h"
 #include "large.h"
 #include "os.h"
+#include "remote.h"
 #include "report.h"
 #include "segment.h"
 #include "size_class.h"
@@ -26,8 +27,7 @@ static void add_backlogs(struct hak_stats *out) {
        * relaxed load, checked and used as loaded (types.h, cls). */
       unsigned cls = hak_cls_relaxed(s);
       if (cls >= HAK_NUM_CLASSES) continue;
-      int32_t n = atomic_load_explicit(&s->remote_count, memory_order_relaxed);
-      if (n > 0) out->cls[cls].remote_backlog += (uint64_t)n;
+      out->cls[cls].remote_backlog += hak_remote_backlog(s);
     }
   }
   hak_unlock(&hak_pool.carve_lock);

@@ -91,8 +91,11 @@ struct hak_slab {
   uint16_t parked;                   /* owner-only: free blocks in released
                                         pages, on no list (release.h) */
 
-  _Alignas(64) _Atomic(uintptr_t) remote_head;  /* remote queue (blocks) */
-  _Atomic int32_t remote_count;
+  /* The remote queue: its top block in the low HAK_REMOTE_COUNT_SHIFT
+   * bits, its length above them (remote.h), so that one atomic operation
+   * pushes a block and counts it, and the owner takes the queue with its
+   * length without reading a node another core has just written. */
+  _Alignas(64) _Atomic(uintptr_t) remote_head;
   _Atomic uint32_t in_pending;       /* on its owner's pending stack */
   _Atomic(struct hak_slab *) pending_next;
   _Atomic uintptr_t pool_next;       /* shared-pool stack link */
