@@ -18,7 +18,10 @@ done
 
 # A preload that silently failed to load would make every comparison pass.
 for so in "${libs[@]}"; do
-  if ! env -i LD_PRELOAD="$so" /bin/cat /proc/self/maps | grep -qF "$so"; then
+  # The map is read whole before grep looks: grep -q stops reading at the
+  # first match, and with pipefail cat's SIGPIPE would fail the check.
+  maps=$(env -i LD_PRELOAD="$so" /bin/cat /proc/self/maps)
+  if ! grep -qF "$so" <<<"$maps"; then
     echo "FAIL: $so is not loaded by LD_PRELOAD" >&2
     exit 1
   fi

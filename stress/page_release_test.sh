@@ -18,7 +18,7 @@ on=$(run 1) || { echo "FAIL: run with release on exited $?" >&2; exit 1; }
 # heap, which hakmem's madvise does not return: the drop says nothing there,
 # and only the runs' correctness is checked.
 rss_bound=1
-ldd "$frag" 2>/dev/null | grep -q libtsan && rss_bound=0
+grep -q libtsan <<<"$(ldd "$frag" 2>/dev/null)" && rss_bound=0
 python3 - "$off" "$on" "$rss_bound" <<'PY'
 import json, sys
 off, on = (json.loads(a) for a in sys.argv[1:3])

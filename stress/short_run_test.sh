@@ -30,7 +30,7 @@ cat "$TEST_TMPDIR/result.json"
 # thread teardown is slow), which the phase's wall time - up to the last
 # lane's end - does not cover.  Only its upper bound is skipped.
 cpu_bound=1
-ldd "$bin" 2>/dev/null | grep -q libtsan && cpu_bound=0
+grep -q libtsan <<<"$(ldd "$bin" 2>/dev/null)" && cpu_bound=0
 
 python3 - "$workload" "$TEST_TMPDIR/result.json" "$cpu_bound" <<'PY' || exit 1
 import json, sys
