@@ -87,6 +87,18 @@ static void drain_pending(struct hak_heap *h) {
   }
 }
 
+void hak_collect_class(struct hak_heap *h, unsigned cls) {
+  /* drain() may move a span from full to avail or release it: the next
+   * span is taken first. */
+  struct hak_slab_list *lists[2] = {&h->full[cls], &h->avail[cls]};
+  for (int i = 0; i < 2; i++) {
+    for (struct hak_slab *s = lists[i]->head, *next; s; s = next) {
+      next = s->next;
+      drain(h, s);
+    }
+  }
+}
+
 /* Looks at a few full spans for a remote backlog below the threshold,
  * rotating them so the next look starts elsewhere. */
 static void scan_full(struct hak_heap *h, unsigned cls) {

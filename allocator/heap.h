@@ -40,6 +40,8 @@ void hak_thread_detach(void) HAK_INTERNAL;
 int hak_refill(struct hak_tcache *tc, unsigned cls) HAK_INTERNAL;
 /* Returns blocks from the TLS SLL of cls until `keep` remain. */
 void hak_flush(struct hak_tcache *tc, unsigned cls, uint32_t keep) HAK_INTERNAL;
+/* Collects the remote queue of every span of cls that h owns (tests). */
+void hak_collect_class(struct hak_heap *h, unsigned cls) HAK_INTERNAL;
 /* Fork child: heaps of threads that no longer exist are forgotten. */
 void hak_heaps_after_fork_child(void) HAK_INTERNAL;
 

@@ -9,6 +9,8 @@
 
 _Static_assert(HAK_ADDRESS_BITS <= HAK_REMOTE_COUNT_SHIFT,
                "a remote queue head must hold any segment address");
+_Static_assert((HAK_MAX_SPAN_SLABS * HAK_SLAB_SIZE / 16) >> (64 - HAK_REMOTE_COUNT_SHIFT) == 0,
+               "a remote queue head must count every block of a span");
 
 struct hak_pool hak_pool = {.carve_lock = HAK_LOCK_INIT};
 struct hak_slab hak_no_slab = {

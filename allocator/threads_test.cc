@@ -213,6 +213,72 @@ TEST(Threads, CrossThreadFreeKeepsContentsAndCounts) {
   }
 }
 
+// The remote queue counts its blocks in its head word (remote.h): the
+// backlog statistic is exactly the blocks other threads freed.  The owner's
+// collection joins the queue to the span's local list, walking whichever
+// is shorter; afterwards every list must hold exactly the blocks its span's
+// counters say (hak_testing_verify_heap checks), so a block lost or counted
+// twice in the join is caught.  One block stays live so the spans stay in
+// use and their lists are still there to check.
+class RemoteCollect : public ::testing::TestWithParam<int> {};
+
+TEST_P(RemoteCollect, BacklogIsCountedAndEveryBlockComesHome) {
+  constexpr size_t kSize = 3000;
+  constexpr int kBlocks = 100;
+  const int remote_percent = GetParam();
+  const int cls = hak_size_class(kSize);
+  ASSERT_GE(cls, 0);
+  // Above the backlog, the threshold announces nothing: the queue waits
+  // for the collection the test asks for.
+  const uint32_t threshold = hkm_tiny_get_drain_threshold(cls);
+  ASSERT_EQ(hkm_tiny_set_drain_threshold(cls, 2 * kBlocks), 0);
+  // Spread over the blocks, so that every span gets its share of each.
+  auto freed_remotely = [&](int i) { return i > 0 && (i * 37) % 100 < remote_percent; };
+  int remote = 0;
+  for (int i = 0; i < kBlocks; ++i) remote += freed_remotely(i);
+
+  const hak_stats before = Snapshot();
+  std::vector<void*> blocks(kBlocks);
+  Gate allocated, remote_done;
+  size_t bad_lists = 0;
+  hak_stats collected;
+  std::thread owner([&] {
+    for (void*& p : blocks) {
+      p = malloc(kSize);
+      Escape(p);
+    }
+    allocated.Open();
+    remote_done.Wait();
+    for (int i = 1; i < kBlocks; ++i)
+      if (!freed_remotely(i)) free(blocks[i]);
+    hak_testing_tls_flush();  // the local frees onto their spans' lists
+    hak_testing_collect_remote(cls);
+    collected = Snapshot();
+    bad_lists = hak_testing_verify_heap(cls);
+    free(blocks[0]);
+  });
+  allocated.Wait();
+  for (int i = 0; i < kBlocks; ++i)
+    if (freed_remotely(i)) free(blocks[i]);
+  const hak_stats queued = Snapshot();
+  remote_done.Open();
+  owner.join();
+  const hak_stats after = Snapshot();
+  hkm_tiny_set_drain_threshold(cls, threshold);
+
+  EXPECT_EQ(queued.cls[cls].remote_backlog - before.cls[cls].remote_backlog,
+            static_cast<uint64_t>(remote));
+  EXPECT_EQ(collected.cls[cls].remote_backlog, before.cls[cls].remote_backlog)
+      << "remote blocks left after the owner collected";
+  EXPECT_EQ(bad_lists, 0u) << remote << " remote and " << kBlocks - 1 - remote
+                           << " local frees did not join into exact lists";
+  EXPECT_EQ(after.integrity_events, before.integrity_events);
+}
+
+// 10%: the queue is the shorter list; 90%: the local list is; 100%: there
+// is no local list to join.
+INSTANTIATE_TEST_SUITE_P(Threads, RemoteCollect, ::testing::Values(10, 90, 100));
+
 // -------------------------------------------------------- thread exit --
 
 // A thread that exits hands its TLS free lists back: they stop counting as

@@ -1,4 +1,4 @@
-/* hak_tls_sll_verify and the test hooks that corrupt a TLS SLL on purpose. */
+/* hak_tls_sll_verify and the test hooks of hakmem_testing.h. */
 #include "alloc.h"
 #include "hakmem_testing.h"
 #include "heap.h"
@@ -80,4 +80,9 @@ void hak_testing_tls_flush(void) {
   struct hak_tcache *tc = &hak_tc;
   if (!tc->heap) return;
   for (unsigned c = 0; c < HAK_NUM_CLASSES; c++) hak_flush(tc, c, 0);
+}
+
+void hak_testing_collect_remote(int cls) {
+  struct hak_heap *h = hak_tc.heap;
+  if (h && cls >= 0 && cls < HAK_NUM_CLASSES) hak_collect_class(h, (unsigned)cls);
 }

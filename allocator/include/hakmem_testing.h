@@ -23,6 +23,9 @@ HAK_API uint32_t hak_testing_tls_sll_length(int cls);
 HAK_API size_t hak_testing_verify_heap(int cls);
 /* Returns every block in the calling thread's TLS SLLs to their slabs. */
 HAK_API void hak_testing_tls_flush(void);
+/* Moves the remote queues of the calling thread's slabs of class cls onto
+ * their local free lists, as its slow path does when it runs dry. */
+HAK_API void hak_testing_collect_remote(int cls);
 
 #ifdef __cplusplus
 }
