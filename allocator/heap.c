@@ -81,8 +81,15 @@ static void drain_pending(struct hak_heap *h) {
   while (s) {
     struct hak_slab *next = atomic_load_explicit(&s->pending_next, memory_order_relaxed);
     atomic_store_explicit(&s->in_pending, 0, memory_order_release);
-    /* Stale entries (spans since given away) are skipped. */
-    if (atomic_load_explicit(&s->owner, memory_order_acquire) == h) drain(h, s);
+    /* Stale entries (spans since given away) are skipped.  A span that
+     * still has local blocks to give is left to its queue unless every
+     * block it has out is in the queue (then it can go back to the pool):
+     * taken when its local list has run dry, the queue joins nothing and
+     * neither list is walked (remote.c); span_take and scan_full take it
+     * then. */
+    if (atomic_load_explicit(&s->owner, memory_order_acquire) == h &&
+        (!s->free || hak_remote_backlog(s) >= s->used))
+      drain(h, s);
     s = next;
   }
 }
@@ -144,7 +151,9 @@ static struct hak_slab *find_span(struct hak_heap *h, unsigned cls) {
  * like a pop before its link is followed. */
 static uint32_t span_take(struct hak_slab *s, struct hak_bin *bin, unsigned cls,
                           uint32_t want) {
-  /* Parked blocks before fresh ones: their pages were in use before. */
+  /* A remote queue left waiting (drain_pending), then parked blocks, before
+   * fresh ones: their pages were in use before. */
+  if (!s->free && hak_remote_backlog(s)) hak_remote_collect(s);
   if (!s->free && s->parked) hak_span_unpark(s);
   /* Blocks on the list: neither in use (handed out or in a TLS list) nor
    * parked on released pages. */
