@@ -49,7 +49,8 @@ uint32_t hak_remote_collect(struct hak_slab *s) {
     /* One list's tail links to the other's head: the shorter list is
      * walked to find it. */
     uint32_t local = atomic_load_explicit(&s->carved, memory_order_relaxed) - s->used - s->parked;
-    uintptr_t *first = local <= n ? s->free : list, *second = local <= n ? list : s->free;
+    uintptr_t *first = s->free, *second = list;
+    if (local > n) first = list, second = s->free;
     uintptr_t *tail = first;
     for (uintptr_t *next; (next = hak_node_next(tail)) != NULL;) tail = next;
     hak_node_link(tail, (uintptr_t)second, hak_free_tag(tail, s->cls));
