@@ -84,23 +84,49 @@ check("wall RSS +20% foreign", verdict([1.0] * 9, quiet, rss=120000, foreign="cp
 check("wall integrity events", verdict([1.0] * 9, quiet, events=1, report_only=True), "FAIL")
 check("wall no baseline", verdict([1.0] * 9, None), "new")
 
-# The baseline keeps the throughput whose ratios varied less.
+# A rep's ratio is of CPU-time throughput (the two shared a core), not wall.
+check("shared-core ratio", gate.shared_core_ratio(
+    {"ops_per_sec": 100.0, "ops_per_cpu_sec": 200.0},
+    {"ops_per_sec": 300.0, "ops_per_cpu_sec": 300.0}), 1.5)
+check("shared-core ratio, a run failed", gate.shared_core_ratio(None, {"ops_per_cpu_sec": 1.0}),
+      None)
+check("shared-core ratio, no CPU time", gate.shared_core_ratio({"ops_per_cpu_sec": 0},
+                                                               {"ops_per_cpu_sec": 1.0}), None)
+
+
 class Args:
     profile = "quick"
+    cpu = 1
 
 
 steady = [1.00, 1.01, 0.99, 1.00, 1.02, 0.98, 1.00, 1.01, 0.99]
-jumpy = [1.0, 0.8, 1.2, 0.9, 1.1, 0.7, 1.3, 1.0, 0.95]
-row = dict(name="fragmentation", peak_rss_kb=1000, wall_ratios=jumpy, cpu_ratios=steady)
-check("baseline keeps the steadier metric (cpu)", gate.wall_entry(row, Args)["metric"], "cpu")
-row = dict(name="fragmentation", peak_rss_kb=1000, wall_ratios=steady, cpu_ratios=jumpy)
-check("baseline keeps the steadier metric (wall)", gate.wall_entry(row, Args)["metric"], "wall")
-row = dict(name="larson", peak_rss_kb=1000, wall_ratios=jumpy, cpu_ratios=steady[:3])
-check("too few CPU ratios: wall", gate.wall_entry(row, Args)["metric"], "wall")
-check("old baselines are of wall throughput", gate.baseline_metric({"ratios": steady}), "wall")
-check("judged row names its metric",
-      gate.judge_wall({}, steady, 1000, 0, dict(base(steady), metric="cpu"), "", False)
-      ["metric"], "cpu")
+entry = gate.wall_entry(dict(name="larson", ratios=steady, peak_rss_kb=1000), Args)
+check("baseline entry: median of the reps", entry["median_ratio"], 1.00)
+check("baseline entry: their CV", round(entry["cv"], 4), round(gate.cv(steady), 4))
+check("baseline entry: what was measured", (entry["metric"], entry["threads"], entry["cpu"]),
+      (gate.WALL_METRIC, gate.WALL_THREADS, 1))
+
+
+def loads(doc):
+    """None if load_baseline accepts doc as a wall baseline, else its complaint."""
+    import json
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(doc, f)
+    try:
+        gate.load_baseline(f.name, "wall")
+        return None
+    except gate.BaselineError as e:
+        return str(e)
+    finally:
+        os.unlink(f.name)
+
+
+wall_doc = {"format": gate.FORMAT, "gate": "wall", "machine": {}, "workloads": {"larson": entry}}
+check("a current wall baseline loads", loads(wall_doc), None)
+old = dict(entry, metric="cpu")
+check("a baseline of sequential runs is refused",
+      "older gate" in (loads(dict(wall_doc, workloads={"larson": old})) or ""), True)
 
 # Simulated A/A: both samples from one distribution at CVs of 2..10%.
 for c in (0.02, 0.05, 0.10):

@@ -354,29 +354,51 @@ def launcher(preload, timeout):
     return cmd
 
 
-def run_once(run_no, workload, binary, allocator, preload, args):
+def start_run(run_no, workload, binary, allocator, preload, args, cpus=None):
+    """Starts one run of workload (pinned to the CPU set cpus, if given);
+    finish_run waits for it and judges it."""
     argv = [binary] + workload_argv(workload, args.mode, args.threads)
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
     run = {"run": run_no, "workload": workload, "allocator": allocator, "preload": preload,
            "argv": argv, "timeout": args.timeout}
+    if cpus is not None:
+        run["cpus"] = sorted(cpus)
     t0 = time.monotonic()
-    timed_out = False
     try:
-        p = subprocess.run(launcher(preload, args.timeout) + argv, env=env,
-                           stdin=subprocess.DEVNULL, capture_output=True,
-                           timeout=args.timeout + 30)
-        stdout, stderr, code = p.stdout, p.stderr, p.returncode
-        wall = time.monotonic() - t0
-        timed_out = code in (124, 137) and wall >= args.timeout
-    except subprocess.TimeoutExpired as e:
-        stdout, stderr, code, timed_out = e.stdout or b"", e.stderr or b"", None, True
+        proc = subprocess.Popen(
+            launcher(preload, args.timeout) + argv, env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus is not None else None)
     except OSError as e:
-        stdout, stderr, code = b"", str(e).encode(), 127
+        proc = e
+    return run, proc, t0
+
+
+def finish_run(started, timeout):
+    run, proc, t0 = started
+    timed_out = False
+    if isinstance(proc, OSError):
+        stdout, stderr, code = b"", str(proc).encode(), 127
+    else:
+        try:
+            stdout, stderr = proc.communicate(timeout=max(1.0, timeout + 30 -
+                                                          (time.monotonic() - t0)))
+            code = proc.returncode
+            timed_out = code in (124, 137) and time.monotonic() - t0 >= timeout
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            stdout, stderr = proc.communicate()
+            code, timed_out = None, True
     run["wall_seconds"] = round(time.monotonic() - t0, 3)
     run["exit_code"] = code
     return judge(run, stdout.decode("utf-8", "replace"), stderr.decode("utf-8", "replace"),
                  code, timed_out)
+
+
+def run_once(run_no, workload, binary, allocator, preload, args):
+    return finish_run(start_run(run_no, workload, binary, allocator, preload, args),
+                      args.timeout)
 
 
 # ---------------------------------------------------------------------------
