@@ -7,11 +7,15 @@
 
 Every workload (a //stress binary, linked to the system allocator) runs
 under hakmem's shared object, preloaded, once with HAKMEM_ACE_ENABLED=0 and
-once with HAKMEM_ACE_ENABLED=1, rep after rep, the order alternating
-(off,on / on,off) so drift on a shared machine hits both alike. Per
-workload it reports the median ops/s of each arm, their ratio (on / off),
-the two-sided Mann-Whitney U p-value of the difference (exact for small
-samples), the median peak RSS of each arm, the resident set after the fragmentation
+once with HAKMEM_ACE_ENABLED=1, rep after rep.  By default the two arms of
+a rep run at the same time, every thread of both pinned to one CPU
+(--cpu), and are compared by ops per CPU-second of the process (ACE's
+thread included): sharing a core, they share whatever the machine does
+meanwhile, which on these shared VMs moves a process's own throughput by
+5-25% from run to run but the ratio of two such processes by 1-5%
+(regression/README.md).  Per workload it reports the median of the
+per-pair ratios (on / off), the exact two-sided Wilcoxon signed-rank
+p-value of those ratios, the median peak RSS of each arm, the resident set after the fragmentation
 workload's free phase (rss_after_free_kb), ACE's own CPU time as a share of
 a core (its thread's CPU clock, from its exit log line), what ACE did (knob
 moves, scavenges, guard trips, from its log) and the knob values it left
@@ -29,7 +33,10 @@ the grid and is ACE off itself. Defaults for a sweep: 3 reps of 2 s (about
 
 The ACE arm runs with shortened loops (fast 100 ms, slow 500 ms) so that runs
 of seconds see the slow loop too; --ace-env changes or adds settings.
-Timings need a quiet machine: this is a measurement, never a test.
+--sequential runs the arms one after the other instead, on every CPU, the
+order alternating (off,on / on,off), and compares median ops/s with the
+Mann-Whitney U test: the true-parallel figures, with the machine's noise
+in them.  Timings are a measurement, never a test.
 
 Writes results.json (every run and the summary) and results.md to --out and
 prints the Markdown table. Exit status: 0, 1 if a run failed (reported, left
@@ -44,7 +51,6 @@ import math
 import os
 import platform
 import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -132,6 +138,10 @@ def build_parser():
     p.add_argument("--sweep", action="store_true",
                    help="also run every static TLS-capacity-scale x drain-threshold setting "
                    "and compare ACE on with the best (default 3 reps of 2 s; --quick: 1 of 1 s)")
+    p.add_argument("--sequential", action="store_true",
+                   help="run the arms one after the other on every CPU, not together on one")
+    p.add_argument("--cpu", type=int, help="the CPU each pair shares (default: the last one "
+                   "this process may use)")
     p.add_argument("--hakmem", help=argparse.SUPPRESS)  # from the BUILD file
     p.add_argument("--bin", action="append", default=[], help=argparse.SUPPRESS)
     return p
@@ -182,6 +192,45 @@ def mann_whitney_u(x, y):
         return u, 1.0
     z = (abs(u - mean) - 0.5) / math.sqrt(var)
     return u, min(1.0, math.erfc(max(z, 0) / math.sqrt(2)))
+
+
+def signed_rank_p(ratios):
+    """Exact two-sided Wilcoxon signed-rank p-value of paired ratios against
+    1 (their logarithms against 0); None for no pairs."""
+    d = [math.log(r) for r in ratios if r and r > 0 and r != 1.0]
+    if not d:
+        return None if not ratios else 1.0
+    order = sorted(range(len(d)), key=lambda i: abs(d[i]))
+    rank = [0.0] * len(d)
+    i = 0
+    while i < len(order):
+        j = i
+        while j < len(order) and abs(d[order[j]]) == abs(d[order[i]]):
+            j += 1
+        for k in range(i, j):
+            rank[order[k]] = (i + j + 1) / 2.0
+        i = j
+    observed = sum(r for r, x in zip(rank, d) if x > 0)
+    mean = sum(rank) / 2.0
+    if len(d) > 20:  # normal approximation
+        var = sum(r * r for r in rank) / 4.0
+        z = (abs(observed - mean) - 0.5) / math.sqrt(var)
+        return min(1.0, math.erfc(max(z, 0) / math.sqrt(2)))
+    extreme = 0
+    for signs in itertools.product((0, 1), repeat=len(d)):
+        w = sum(r for r, sgn in zip(rank, signs) if sgn)
+        extreme += abs(w - mean) >= abs(observed - mean) - 1e-9
+    return extreme / 2.0 ** len(d)
+
+
+def pair_ratios(runs, a, b):
+    """b's ops per CPU-second over a's, one per pair that ran arms a and b
+    together (run["pair"])."""
+    by_pair = {}
+    for r in runs:
+        if r.get("ok") and r.get("pair") is not None and r.get("ops_per_cpu_sec"):
+            by_pair.setdefault(r["pair"], {})[r["arm"]] = r["ops_per_cpu_sec"]
+    return [p[b] / p[a] for _, p in sorted(by_pair.items()) if a in p and b in p]
 
 
 def median(v):
@@ -238,7 +287,9 @@ def arm_settings(arm, ace_env):
     return ACE_OFF + ["HAKMEM_TLS_CAP_SCALE=" + m.group(1), "HAKMEM_DRAIN_THRESHOLD=" + m.group(2)]
 
 
-def run_once(name, binary, argv, preload, arm, ace_env, timeout):
+def start_once(name, binary, argv, preload, arm, ace_env, cpu=None):
+    """Starts one run of an arm (pinned to CPU cpu, if given); finish_once
+    waits for it."""
     # Every HAKMEM_ setting comes from the arm, none from the caller's shell.
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAKMEM_")}
     env["LD_PRELOAD"] = preload
@@ -246,18 +297,30 @@ def run_once(name, binary, argv, preload, arm, ace_env, timeout):
         k, _, v = s.partition("=")
         env[k] = v
     rec = {"workload": name, "arm": arm, "argv": argv, "ok": False}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
-        p = subprocess.run([binary] + argv, env=env, capture_output=True, text=True,
-                           timeout=timeout)
+        proc = subprocess.Popen(
+            [binary] + argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+            preexec_fn=(lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None)
+    except OSError as e:
+        rec["error"] = str(e)
+        proc = None
+    return rec, proc
+
+
+def finish_once(started, timeout):
+    rec, p = started
+    if p is None:
+        return rec
+    try:
+        stdout, stderr = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
         rec["error"] = "timed out after %g s" % timeout
         return rec
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    # Runs are sequential, so the children's CPU time grew by this run's.
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     rec["exit"] = p.returncode
-    lines = [l for l in p.stdout.splitlines() if l.strip()]
+    lines = [l for l in stdout.splitlines() if l.strip()]
     try:
         result = json.loads(lines[-1]) if lines else None
     except ValueError:
@@ -265,11 +328,14 @@ def run_once(name, binary, argv, preload, arm, ace_env, timeout):
     if p.returncode != 0 or not isinstance(result, dict) or \
             not isinstance(result.get("ops_per_sec"), (int, float)):
         rec["error"] = "exit %d, no result line; stderr: %s" % (
-            p.returncode, "\n".join(p.stderr.splitlines()[-8:]))
+            p.returncode, "\n".join(stderr.splitlines()[-8:]))
         return rec
-    ops = result.get("ops")
-    rec.update(ok=True, ops_per_sec=float(result["ops_per_sec"]), cpu_seconds=cpu,
-               ops_per_cpu_sec=float(ops) / cpu if isinstance(ops, (int, float)) and cpu > 0
+    # The workload's own CPU clock over its measured phase: the whole
+    # process, ACE's thread included.
+    eff = result.get("ops_per_cpu_sec")
+    rec.update(ok=True, ops_per_sec=float(result["ops_per_sec"]),
+               cpu_seconds=result.get("cpu_seconds"),
+               ops_per_cpu_sec=float(eff) if isinstance(eff, (int, float)) and eff > 0
                else None,
                peak_rss_kb=result.get("peak_rss_kb"),
                integrity_events=result.get("integrity_events"),
@@ -277,12 +343,16 @@ def run_once(name, binary, argv, preload, arm, ace_env, timeout):
     for key in ("rss_after_free_kb", "rss_after_all_free_kb", "live_after_free_kb"):
         if isinstance(result.get(key), (int, float)):
             rec[key] = result[key]
-    if arm == "on":
-        rec["ace"] = ace_summary(p.stderr)
+    if rec["arm"] == "on":
+        rec["ace"] = ace_summary(stderr)
     return rec
 
 
-def summarize(name, runs):
+def summarize(name, runs, paired):
+    """One workload's off/on comparison.  paired: the arms ran together on
+    one CPU, and the ratio is the median of the pairs' ratios of ops per
+    CPU-second, tested with the signed-rank test; else the ratio of the
+    arms' median ops/s, tested with Mann-Whitney U."""
     arm = {a: [r for r in runs if r["arm"] == a and r["ok"]] for a in ARMS}
     ops = {a: [r["ops_per_sec"] for r in arm[a]] for a in ARMS}
     # Operations per CPU second of the whole process (ACE's thread included):
@@ -300,8 +370,15 @@ def summarize(name, runs):
     cpu = [r["ace"]["thread_cpu"]["percent_of_core"] for r in arm["on"]
            if r["ace"].get("thread_cpu")]
     ratio = med["on"] / med["off"] if med["on"] and med["off"] else None
+    cpu_ratio = eff_med["on"] / eff_med["off"] if eff_med["on"] and eff_med["off"] else None
+    ratios = pair_ratios(runs, "off", "on") if paired else []
+    if paired:
+        ratio = cpu_ratio = median(ratios)
+        u, p = None, signed_rank_p(ratios)
+        eff_p = p
     return {
         "workload": name,
+        "pair_ratios": ratios,
         "runs": {a: len(arm[a]) for a in ARMS},
         "failed": sum(not r["ok"] for r in runs),
         "median_ops_per_sec": med,
@@ -312,8 +389,7 @@ def summarize(name, runs):
         "on_slower_than_off": bool(ratio is not None and ratio < 1 and p is not None
                                    and p < NOISE_P),
         "median_ops_per_cpu_sec": eff_med,
-        "cpu_ratio_on_off": eff_med["on"] / eff_med["off"] if eff_med["on"] and eff_med["off"]
-        else None,
+        "cpu_ratio_on_off": cpu_ratio,
         "cpu_p_value": eff_p,
         "median_peak_rss_kb": {a: median(rss[a]) for a in ARMS},
         "median_rss_after_free_kb": after,
@@ -337,13 +413,19 @@ def fmt(v, spec):
 
 
 def markdown(doc):
+    paired = doc.get("paired")
     out = ["# ACE off vs on", "",
            "%s, %d reps per arm, %d threads, %g s per run; ACE arm: %s" % (
                doc["date"], doc["reps"], doc["threads"], doc["seconds"],
                " ".join(doc["ace_env"])), ""]
+    if paired:
+        out += ["The two arms of each rep ran together, every thread pinned to CPU %d; "
+                "on/off is the median of the pairs' ratios of ops per CPU-second, p the "
+                "Wilcoxon signed-rank test of those ratios." % doc["cpu"], ""]
     if doc.get("note"):
         out += ["**%s**" % doc["note"], ""]
-    out += ["| workload | ops/s off | ops/s on | on/off | p (Mann-Whitney) "
+    out += ["| workload | ops/s off | ops/s on | on/off | p (%s) " % (
+        "signed-rank" if paired else "Mann-Whitney") +
             "| ops per CPU-s on/off (p) | peak RSS off KiB "
             "| peak RSS on KiB | RSS after free off / on KiB | ACE CPU % of a core "
             "| ACE moves / restores / scavenges | final knobs off default |",
@@ -367,7 +449,30 @@ def markdown(doc):
             fmt(s["median_peak_rss_kb"]["on"], ",.0f"), after_txt,
             fmt(s["ace_cpu_percent_of_core"]["median"], ".3f"), s["ace_adjustments"],
             s["ace_restores"], s["ace_scavenges"], knobs))
-    if doc.get("sweep"):
+    if doc.get("sweep") and paired:
+        out += ["", "## Oracle: ACE on against the best static setting", "",
+                "Static settings: HAKMEM_TLS_CAP_SCALE (%% of the per-class TLS capacities) x "
+                "HAKMEM_DRAIN_THRESHOLD; %s is the default (= ACE off). Each static setting "
+                "ran paired with the default; the confirmation pairs ACE on with the best."
+                % DEFAULT_STATIC, "",
+                "| workload | best static | best / default | ACE on / default | on / best "
+                "| confirmed on / best (p) | goal on/best >= %.2f |" % GOAL_VS_BEST,
+                "|---|---|---:|---:|---:|---:|---|"]
+        for w in doc["sweep"]["workloads"]:
+            c = w.get("confirm") or {}
+            judged = c.get("on_vs_best", w["on_vs_best"])
+            out.append("| %s | %s | %s | %s | %s | %s (%s) | %s |" % (
+                w["workload"], w["best_static"], fmt(w["best_vs_default"], ".3f"),
+                fmt(w["ace_on_vs_default"], ".3f"), fmt(w["on_vs_best"], ".3f"),
+                fmt(c.get("on_vs_best"), ".3f"), fmt(c.get("p_value"), ".3f"),
+                "-" if judged is None else ("pass" if judged >= GOAL_VS_BEST else "FAIL")))
+        out += ["", "Ops per CPU-second of every static setting against the default's:", "",
+                "| workload | " + " | ".join(doc["sweep"]["grid"]) + " |",
+                "|---|" + "---:|" * len(doc["sweep"]["grid"])]
+        for w in doc["sweep"]["workloads"]:
+            out.append("| %s | %s |" % (w["workload"], " | ".join(
+                fmt(w["static_vs_default"].get(g), ".3f") for g in doc["sweep"]["grid"])))
+    elif doc.get("sweep"):
         out += ["", "## Oracle: ACE on against the best static setting", "",
                 "Static settings: HAKMEM_TLS_CAP_SCALE (%% of the per-class TLS capacities) x "
                 "HAKMEM_DRAIN_THRESHOLD; %s is the default (= ACE off)." % DEFAULT_STATIC, "",
@@ -446,7 +551,29 @@ def sweep_summary(names, runs, grid):
     return out
 
 
-def confirm_summary(sweep, runs):
+def sweep_summary_paired(names, runs, grid):
+    """Per workload: each static setting's ops per CPU-second against the
+    default's, from the pairs they ran in, the best one, and ACE on against
+    it (ACE on / default over best / default)."""
+    out = {"grid": grid, "workloads": []}
+    for n in names:
+        mine = [r for r in runs if r["workload"] == n]
+        vs = {DEFAULT_STATIC: 1.0}
+        for g in grid:
+            if g != DEFAULT_STATIC:
+                v = median(pair_ratios(mine, "off", g))
+                if v is not None:
+                    vs[g] = v
+        on = median(pair_ratios(mine, "off", "on"))
+        best = max(vs, key=vs.get)
+        out["workloads"].append({
+            "workload": n, "static_vs_default": vs, "best_static": best,
+            "best_vs_default": vs[best], "ace_on_vs_default": on,
+            "on_vs_best": on / vs[best] if on else None, "default_vs_best": 1.0 / vs[best]})
+    return out
+
+
+def confirm_summary(sweep, runs, paired):
     """Adds the confirmation pass to each workload of the sweep."""
     for w in sweep["workloads"]:
         b = w["best_static"]
@@ -454,6 +581,14 @@ def confirm_summary(sweep, runs):
             continue
         arm = "off" if b == DEFAULT_STATIC else b
         mine = [r for r in runs if r["workload"] == w["workload"] and r["ok"]]
+        if paired:
+            ratios = pair_ratios(mine, arm, "on")
+            p = signed_rank_p(ratios)
+            w["confirm"] = {"best_static": b, "runs": {"pairs": len(ratios)},
+                            "pair_ratios": ratios, "on_vs_best": median(ratios),
+                            "p_value": p, "on_vs_best_by_cpu": median(ratios),
+                            "cpu_p_value": p}
+            continue
         ops = {a: [r["ops_per_sec"] for r in mine if r["arm"] == a] for a in (arm, "on")}
         eff = {a: [r["ops_per_cpu_sec"] for r in mine if r["arm"] == a and r.get("ops_per_cpu_sec")]
                for a in (arm, "on")}
@@ -522,25 +657,49 @@ def main(argv):
     if not args.hakmem or not os.path.exists(runfiles_path(args.hakmem)):
         build_parser().error("no hakmem shared object (run it with bazel run //benchmarks:ab_ace)")
     preload = os.path.abspath(runfiles_path(args.hakmem))
+    paired = not args.sequential
+    allowed = sorted(os.sched_getaffinity(0))
+    cpu = allowed[-1] if args.cpu is None else args.cpu
+    if cpu not in allowed:
+        build_parser().error("--cpu %d is not one this process may run on (%s)"
+                             % (cpu, ",".join(map(str, allowed))))
 
     fill = dict(SIZES[mode], threads=str(args.threads), seconds="%g" % seconds,
                 iseconds=str(max(1, int(round(seconds)))),
                 phases=str(max(4, int(round(4 * seconds)))))
     runs = []
-    def run(name, arm, rep, phase, total):
+    timeout = seconds * 20 + 60
+    def run(name, arms, rep, phase, total):
+        """Runs the arms - together on one CPU when paired, else in turn."""
         wargv = [a.format(**fill) for a in WORKLOADS[name]]
-        r = run_once(name, os.path.abspath(runfiles_path(bins[name])), wargv, preload,
-                     arm, args.ace_env, timeout=seconds * 20 + 60)
-        r["rep"] = rep
-        r["phase"] = phase
-        runs.append(r)
-        print("%s %d/%d %-13s ACE %-3s %s" % (
-            phase, rep + 1, total, name, arm,
-            "%.0f ops/s" % r["ops_per_sec"] if r["ok"] else "FAILED: " + r["error"]),
-            file=sys.stderr, flush=True)
+        binary = os.path.abspath(runfiles_path(bins[name]))
+        pair = len(runs) if paired else None
+        if paired:
+            started = [start_once(name, binary, wargv, preload, arm, args.ace_env, cpu)
+                       for arm in arms]
+            done = [finish_once(st, timeout) for st in started]
+        else:
+            done = [finish_once(start_once(name, binary, wargv, preload, arm, args.ace_env),
+                                timeout) for arm in arms]
+        for r in done:
+            r.update(rep=rep, phase=phase, pair=pair)
+            runs.append(r)
+            print("%s %d/%d %-13s ACE %-3s %s" % (
+                phase, rep + 1, total, name, r["arm"],
+                ("%.0f ops/CPU-s" % r["ops_per_cpu_sec"] if paired and r.get("ops_per_cpu_sec")
+                 else "%.0f ops/s" % r["ops_per_sec"]) if r["ok"] else "FAILED: " + r["error"]),
+                file=sys.stderr, flush=True)
 
     for rep in range(reps):
         order = ARMS if rep % 2 == 0 else ARMS[::-1]
+        if paired:
+            # Each static point shares a CPU with the default (off), which
+            # of the two starts first alternating.
+            for name in names:
+                run(name, order, rep, "rep", reps)
+                for g in statics:
+                    run(name, ("off", g) if rep % 2 == 0 else (g, "off"), rep, "rep", reps)
+            continue
         if statics:
             # Rotate the static points each rep, ACE's arms among them, so no
             # setting always runs first or last.
@@ -549,10 +708,12 @@ def main(argv):
             order = order[k:] + order[:k]
         for name in names:
             for arm in order:
-                run(name, arm, rep, "rep", reps)
+                run(name, (arm,), rep, "rep", reps)
 
     screen = [r for r in runs if r["phase"] == "rep"]
-    sweep = sweep_summary(names, screen, grid) if args.sweep else None
+    sweep = None
+    if args.sweep:
+        sweep = (sweep_summary_paired if paired else sweep_summary)(names, screen, grid)
     if sweep:
         # The best of twelve noisy medians is biased upwards (the winner's
         # curse), so ACE on meets each workload's best static setting again
@@ -563,9 +724,13 @@ def main(argv):
                 if not best[name]:
                     continue
                 b = "off" if best[name] == DEFAULT_STATIC else best[name]
-                for arm in ((b, "on") if rep % 2 == 0 else ("on", b)):
-                    run(name, arm, rep, "confirm", reps)
-        confirm_summary(sweep, [r for r in runs if r["phase"] == "confirm"])
+                arms = (b, "on") if rep % 2 == 0 else ("on", b)
+                if paired:
+                    run(name, arms, rep, "confirm", reps)
+                else:
+                    for arm in arms:
+                        run(name, (arm,), rep, "confirm", reps)
+        confirm_summary(sweep, [r for r in runs if r["phase"] == "confirm"], paired)
 
     doc = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -573,7 +738,9 @@ def main(argv):
                     "kernel": platform.release()},
         "reps": reps, "threads": args.threads, "seconds": seconds, "mode": mode,
         "ace_env": ACE_ON + args.ace_env, "hakmem": preload,
-        "summary": [summarize(n, [r for r in screen if r["workload"] == n]) for n in names],
+        "paired": paired, "cpu": cpu if paired else None,
+        "summary": [summarize(n, [r for r in screen if r["workload"] == n], paired)
+                    for n in names],
         "runs": runs,
     }
     if os.cpu_count() and os.cpu_count() <= 2:
