@@ -77,6 +77,12 @@ RSS_FLOOR_KB = 4096
 RSS_SLACK = 10.0                           # percent
 RSS_SD_FACTOR = 3.0
 MIN_REPS = 9
+# Settings of every instruction-gate run.  The large-block page arena
+# returns dirty pages past its budget at most once per 100 ms of wall time,
+# so how often tier_loop_large purges - and its instruction count - would
+# follow how fast the machine ran callgrind (two runs differed by 0.19%
+# under load).  A budget no run reaches keeps the count to the code.
+INSTR_ENV = ["HAKMEM_LARGE_CACHE_MB=1048576"]
 TOGGLES = ["malloc", "free", "calloc", "realloc", "posix_memalign", "aligned_alloc",
            "memalign"]
 
@@ -315,7 +321,8 @@ def callgrind(program, argv, preload):
             "valgrind", "--tool=callgrind", "--trace-children=yes",
             "--callgrind-out-file=" + os.path.join(tmp, "cg.%p")] + [
             "--toggle-collect=" + t for t in TOGGLES] + [
-            "env", "-u", "LD_PRELOAD"] + (["LD_PRELOAD=" + preload] if preload else []) + [
+            "env", "-u", "LD_PRELOAD"] + (["LD_PRELOAD=" + preload] if preload else []) + \
+            INSTR_ENV + [
             program] + argv
         p = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL,
                            timeout=900)
