@@ -359,23 +359,25 @@ def summarize(name, runs, paired):
     # less sensitive than wall time to other load on a shared machine.
     eff = {a: [r["ops_per_cpu_sec"] for r in arm[a] if r.get("ops_per_cpu_sec")] for a in ARMS}
     eff_med = {a: median(eff[a]) for a in ARMS}
-    _, eff_p = mann_whitney_u(eff["on"], eff["off"])
     rss = {a: [r["peak_rss_kb"] for r in arm[a] if isinstance(r.get("peak_rss_kb"), (int, float))]
            for a in ARMS}
     med = {a: median(ops[a]) for a in ARMS}
-    u, p = mann_whitney_u(ops["on"], ops["off"])
     last_on = arm["on"][-1]["ace"] if arm["on"] else {}
     after = {a: median([r["rss_after_free_kb"] for r in arm[a] if "rss_after_free_kb" in r])
              for a in ARMS}
     cpu = [r["ace"]["thread_cpu"]["percent_of_core"] for r in arm["on"]
            if r["ace"].get("thread_cpu")]
-    ratio = med["on"] / med["off"] if med["on"] and med["off"] else None
-    cpu_ratio = eff_med["on"] / eff_med["off"] if eff_med["on"] and eff_med["off"] else None
-    ratios = pair_ratios(runs, "off", "on") if paired else []
     if paired:
+        ratios = pair_ratios(runs, "off", "on")
         ratio = cpu_ratio = median(ratios)
         u, p = None, signed_rank_p(ratios)
         eff_p = p
+    else:
+        ratios = []
+        ratio = med["on"] / med["off"] if med["on"] and med["off"] else None
+        cpu_ratio = eff_med["on"] / eff_med["off"] if eff_med["on"] and eff_med["off"] else None
+        u, p = mann_whitney_u(ops["on"], ops["off"])
+        _, eff_p = mann_whitney_u(eff["on"], eff["off"])
     return {
         "workload": name,
         "pair_ratios": ratios,

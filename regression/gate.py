@@ -534,9 +534,8 @@ def wall_gate(a, base, results, notes, foreign):
                     runs[w][name].append(None)
                 else:
                     runs[w][name].append(r["result"])
-            g, h = runs[w]["glibc"][-1], runs[w]["hakmem-release"][-1]
-            line.append("%s %s" % (w, "%.3f" % shared_core_ratio(g, h)
-                                   if shared_core_ratio(g, h) else "?"))
+            ratio = shared_core_ratio(runs[w]["glibc"][-1], runs[w]["hakmem-release"][-1])
+            line.append("%s %s" % (w, "%.3f" % ratio if ratio else "?"))
         print("  rep %2d/%d  %s" % (rep, a.reps, "  ".join(line)), flush=True)
     rows = []
     for w in a.workloads:
