@@ -17,8 +17,9 @@ Two gates against the checked-in baselines in regression/baselines/:
    (a glibc change means the toolchain or libc changed: a note).
 2. wall clock: the //stress workloads at 2 threads, hakmem-release and glibc
    (>= 9 reps).  In each rep the two run at the same time, every thread of
-   both pinned to one CPU (--cpu), and the rep's ratio is hakmem's ops per
-   CPU-second over glibc's.  Interleaved by the scheduler every few
+   both pinned to one CPU, and the rep's ratio is hakmem's ops per
+   CPU-second over glibc's.  Every CPU (--cpus) runs such a pair at once,
+   so each pair's neighbours are the same when recording and when gating.  Interleaved by the scheduler every few
    milliseconds, the two share whatever the machine does meanwhile: on these
    shared 2-core machines a process's own throughput varies 5-25% from run
    to run, with the memory system's load, but the ratio of two sharing a
@@ -138,8 +139,9 @@ def build_parser():
     p.add_argument("--record", action="store_true",
                    help="re-measure and rewrite the baselines of the gates run")
     p.add_argument("--reps", type=int, help="wall reps (at least %d)" % MIN_REPS)
-    p.add_argument("--cpu", type=int, help="the CPU the wall gate's runs share "
-                   "(default the last one this process may use)")
+    p.add_argument("--cpus", help="CPUs for the wall gate, comma-separated: each runs one "
+                   "glibc+hakmem pair at a time (default every CPU this process may use; "
+                   "the baseline's count must match)")
     p.add_argument("--workloads", help="wall workloads, comma-separated (default all)")
     p.add_argument("--metrics", help="instruction metrics, comma-separated (default all)")
     p.add_argument("--repeat", type=int, default=2,
@@ -173,11 +175,15 @@ def parse_args(argv):
     if a.repeat < 1:
         p.error("--repeat must be at least 1")
     allowed = sorted(os.sched_getaffinity(0))
-    if a.cpu is None:
-        a.cpu = allowed[-1]
-    elif a.cpu not in allowed:
-        p.error("--cpu %d is not one this process may run on (%s)"
-                % (a.cpu, ",".join(map(str, allowed))))
+    try:
+        a.cpus = sorted({int(c) for c in a.cpus.split(",")}) if a.cpus else allowed
+    except ValueError:
+        p.error("--cpus takes CPU numbers separated by commas, not %r" % a.cpus)
+    if not a.cpus or any(c not in allowed for c in a.cpus):
+        p.error("--cpus %s: this process may run on %s only"
+                % (",".join(map(str, a.cpus)), ",".join(map(str, allowed))))
+    # Reps come in rounds, one pair per CPU, so every rep had the same neighbours.
+    a.reps = -(-a.reps // len(a.cpus)) * len(a.cpus)
     a.metrics = _pick(p, a.metrics, list(INSTR_METRICS), "metric")
     a.workloads = _pick(p, a.workloads, WALL_WORKLOADS, "workload")
     if a.record and (a.metrics != list(INSTR_METRICS) or a.workloads != WALL_WORKLOADS):
@@ -230,6 +236,17 @@ def same_kind(a, b):
         if a.get(k) != b.get(k):
             why.append("%s %r, baseline %r" % (k, a.get(k), b.get(k)))
     return "; ".join(why)
+
+
+def same_pairs(a, base):
+    """'' if the wall baseline ran as many pairs at once as this run will,
+    else why not: what the other cores run moves the ratio measured on one
+    (realloc's by about -6%, fragmentation's +6%, with the other core busy)."""
+    counts = {len(e.get("cpus") or [e.get("cpu")]) for e in base["workloads"].values()}
+    if counts != {len(a.cpus)}:
+        return "baseline ran %s pair(s) at once, this run %d (--cpus)" % (
+            "/".join(map(str, sorted(counts))), len(a.cpus))
+    return ""
 
 
 def baseline_dir(a):
@@ -490,7 +507,7 @@ def judge_wall(row, ratios, rss, events, b, foreign, report_only):
                 else ""))
         if verdict == "FAIL" and (foreign or report_only):
             verdict = "warn"
-            why.append("not enforced: " + (("baseline from another kind of machine (%s)"
+            why.append("not enforced: " + (("baseline measured otherwise (%s)"
                                              % foreign) if foreign else
                                             "--wall-report-only"))
     else:
@@ -505,12 +522,17 @@ def judge_wall(row, ratios, rss, events, b, foreign, report_only):
     return row
 
 
-def run_pair(rep, workload, binary, allocs, rargs, cpu):
-    """Runs the workload under both allocators at once, every thread pinned
-    to cpu; the first of allocs starts first.  {allocator name: run}."""
-    started = [compare.start_run(rep, workload, binary, name, preload, rargs, cpus={cpu})
-               for name, preload in allocs]
-    return {s[0]["allocator"]: compare.finish_run(s, rargs.timeout) for s in started}
+def run_round(first_rep, workload, binary, allocs, rargs, cpus):
+    """Runs the workload under both allocators at once on every CPU of cpus,
+    each pair's threads pinned to its CPU; on every other CPU the other
+    allocator starts first.  [{allocator name: run}], one per CPU."""
+    started = []
+    for i, cpu in enumerate(cpus):
+        order = allocs if (first_rep + i) % 2 else allocs[::-1]
+        started.append([compare.start_run(first_rep + i, workload, binary, name, preload,
+                                          rargs, cpus={cpu}) for name, preload in order])
+    return [{s[0]["allocator"]: compare.finish_run(s, rargs.timeout) for s in pair}
+            for pair in started]
 
 
 def wall_gate(a, base, results, notes, foreign):
@@ -523,20 +545,24 @@ def wall_gate(a, base, results, notes, foreign):
     allocs = [("glibc", ""), ("hakmem-release", a.hakmem)]
     runs = {w: {"glibc": [], "hakmem-release": []} for w in a.workloads}
     failures = []
-    for rep in range(1, a.reps + 1):
+    for first in range(1, a.reps + 1, len(a.cpus)):
         line = []
         for w in a.workloads:
-            order = allocs if rep % 2 else allocs[::-1]   # alternate who starts first
-            pair = run_pair(rep, w, compare.runfiles_path(bins[w]), order, rargs, a.cpu)
-            for name, r in pair.items():
-                if r["status"] != "ok":
-                    failures.append("%s under %s, rep %d: %s" % (w, name, rep, r["reason"]))
-                    runs[w][name].append(None)
-                else:
-                    runs[w][name].append(r["result"])
-            ratio = shared_core_ratio(runs[w]["glibc"][-1], runs[w]["hakmem-release"][-1])
-            line.append("%s %s" % (w, "%.3f" % ratio if ratio else "?"))
-        print("  rep %2d/%d  %s" % (rep, a.reps, "  ".join(line)), flush=True)
+            ratios = []
+            for i, pair in enumerate(run_round(first, w, compare.runfiles_path(bins[w]),
+                                               allocs, rargs, a.cpus)):
+                for name, r in pair.items():
+                    if r["status"] != "ok":
+                        failures.append("%s under %s, rep %d: %s"
+                                        % (w, name, first + i, r["reason"]))
+                        runs[w][name].append(None)
+                    else:
+                        runs[w][name].append(r["result"])
+                ratio = shared_core_ratio(runs[w]["glibc"][-1], runs[w]["hakmem-release"][-1])
+                ratios.append("%.3f" % ratio if ratio else "?")
+            line.append("%s %s" % (w, "/".join(ratios)))
+        print("  reps %2d-%d/%d  %s" % (first, first + len(a.cpus) - 1, a.reps,
+                                        "  ".join(line)), flush=True)
     rows = []
     for w in a.workloads:
         ratios = [x for x in (shared_core_ratio(g, h) for g, h in
@@ -632,7 +658,7 @@ def wall_entry(r, a):
     return {"metric": WALL_METRIC, "ratios": r["ratios"],
             "median_ratio": statistics.median(r["ratios"]), "cv": cv(r["ratios"]),
             "peak_rss_kb": r["peak_rss_kb"], "peak_rss_kb_reps": r.get("peak_rss_kb_reps", []),
-            "cpu": a.cpu, "threads": WALL_THREADS,
+            "cpus": a.cpus, "threads": WALL_THREADS,
             "argv": compare.workload_argv(r["name"], PROFILES[a.profile]["mode"], WALL_THREADS)}
 
 
@@ -659,10 +685,11 @@ def main(argv):
             print("gate: %s" % e, file=sys.stderr)
             return 2
         if "wall" in bases:
-            foreign = same_kind(m, bases["wall"]["machine"])
+            foreign = "; ".join(x for x in (same_kind(m, bases["wall"]["machine"]),
+                                            same_pairs(a, bases["wall"])) if x)
     results, notes = [], []
     if foreign:
-        notes.append("wall gate only warns: baseline from another kind of machine (%s)"
+        notes.append("wall gate only warns: baseline measured otherwise (%s)"
                      % foreign)
     load = os.getloadavg()[0]
     print("regression gate: %s profile, gates %s, hakmem %s (%s), load %.1f on %d CPUs%s"
@@ -676,8 +703,9 @@ def main(argv):
                   % (len(a.metrics), a.repeat), flush=True)
             instr_gate(a, bases.get("instr"), results, notes)
         if "wall" in gates:
-            print("wall gate (%d reps x %d workloads, glibc and hakmem sharing CPU %d)"
-                  % (a.reps, len(a.workloads), a.cpu), flush=True)
+            print("wall gate (%d reps x %d workloads: on each of CPUs %s at once, glibc and "
+                  "hakmem sharing it)" % (a.reps, len(a.workloads),
+                                         ",".join(map(str, a.cpus))), flush=True)
             failures = wall_gate(a, bases.get("wall"), results, notes, foreign)
     except UsageError as e:
         print("gate: %s" % e, file=sys.stderr)

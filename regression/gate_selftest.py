@@ -96,15 +96,23 @@ check("shared-core ratio, no CPU time", gate.shared_core_ratio({"ops_per_cpu_sec
 
 class Args:
     profile = "quick"
-    cpu = 1
+    cpus = [0, 1]
 
 
 steady = [1.00, 1.01, 0.99, 1.00, 1.02, 0.98, 1.00, 1.01, 0.99]
 entry = gate.wall_entry(dict(name="larson", ratios=steady, peak_rss_kb=1000), Args)
 check("baseline entry: median of the reps", entry["median_ratio"], 1.00)
 check("baseline entry: their CV", round(entry["cv"], 4), round(gate.cv(steady), 4))
-check("baseline entry: what was measured", (entry["metric"], entry["threads"], entry["cpu"]),
-      (gate.WALL_METRIC, gate.WALL_THREADS, 1))
+check("baseline entry: what was measured", (entry["metric"], entry["threads"], entry["cpus"]),
+      (gate.WALL_METRIC, gate.WALL_THREADS, [0, 1]))
+check("same number of pairs at once: comparable", gate.same_pairs(Args, {"workloads": {"larson": entry}}), "")
+one_cpu = type("OneCpu", (), {"cpus": [1]})
+check("fewer pairs at once than the baseline: not comparable",
+      "2 pair(s) at once, this run 1" in gate.same_pairs(one_cpu, {"workloads": {"larson": entry}}),
+      True)
+check("a baseline of one pair (older entries name one cpu) against two",
+      "1 pair(s) at once, this run 2" in gate.same_pairs(Args, {"workloads": {
+          "larson": dict(entry, cpus=None, cpu=1)}}), True)
 
 
 def loads(doc):
