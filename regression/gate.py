@@ -522,19 +522,6 @@ def judge_wall(row, ratios, rss, events, b, foreign, report_only):
     return row
 
 
-def run_round(first_rep, workload, binary, allocs, rargs, cpus):
-    """Runs the workload under both allocators at once on every CPU of cpus,
-    each pair's threads pinned to its CPU; on every other CPU the other
-    allocator starts first.  [{allocator name: run}], one per CPU."""
-    started = []
-    for i, cpu in enumerate(cpus):
-        order = allocs if (first_rep + i) % 2 else allocs[::-1]
-        started.append([compare.start_run(first_rep + i, workload, binary, name, preload,
-                                          rargs, cpus={cpu}) for name, preload in order])
-    return [{s[0]["allocator"]: compare.finish_run(s, rargs.timeout) for s in pair}
-            for pair in started]
-
-
 def wall_gate(a, base, results, notes, foreign):
     bins = dict(a.bin)
     missing = [w for w in a.workloads if w not in bins]
@@ -549,9 +536,11 @@ def wall_gate(a, base, results, notes, foreign):
         line = []
         for w in a.workloads:
             ratios = []
-            for i, pair in enumerate(run_round(first, w, compare.runfiles_path(bins[w]),
-                                               allocs, rargs, a.cpus)):
-                for name, r in pair.items():
+            # One glibc+hakmem pair on each CPU (compare.run_pairs).
+            for i, pair in enumerate(compare.run_pairs(first, w, compare.runfiles_path(bins[w]),
+                                                       [allocs] * len(a.cpus), rargs, a.cpus)):
+                for r in pair:
+                    name = r["allocator"]
                     if r["status"] != "ok":
                         failures.append("%s under %s, rep %d: %s"
                                         % (w, name, first + i, r["reason"]))

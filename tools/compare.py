@@ -2,13 +2,17 @@
 """Compares allocators on the //stress workloads (SPEC.md §3).
 
     bazel run //tools:compare -- [--workloads a,b] [--allocators x,y] [--runs N]
-                                 [--threads N] [--quick] [--out DIR]
+                                 [--threads N] [--quick] [--shared-core] [--out DIR]
 
 Every workload binary is linked to the system allocator and run under each
 allocator by preloading it (glibc: no preload). Runs are interleaved, so
 drift on a shared machine hits every allocator alike:
 
     for run in 1..N: for workload: for allocator: run once
+
+With --shared-core each run instead shares one CPU with a glibc run of the
+same workload, started together, and is measured by its ops per CPU-second
+over the glibc run's (METRICS below).
 
 Each run's last stdout line is its JSON result (DESIGN.md "Results"). A run
 that exits non-zero, times out or ends without a valid result is reported
@@ -141,7 +145,8 @@ def build_parser():
     p = argparse.ArgumentParser(
         prog="compare",
         usage="bazel run //tools:compare -- [--workloads a,b,...] [--allocators x,y,...]\n"
-              "                                   [--runs N] [--threads N] [--quick] [--out DIR]",
+              "                                   [--runs N] [--threads N] [--quick] [--shared-core]\n"
+              "                                   [--out DIR]",
         description="""\
 Runs the //stress workloads under glibc, mimalloc, jemalloc, tcmalloc and both
 hakmem variants (peers preloaded from Debian's packages), interleaved:
@@ -174,6 +179,10 @@ bad arguments. HAKMEM_* settings in the environment reach the hakmem runs
     p.add_argument("--quick", action="store_true",
                    help="%d s per run instead of %d, and %d runs unless --runs is given"
                    % (SECONDS["quick"], SECONDS["normal"], DEFAULT_RUNS["quick"]))
+    p.add_argument("--shared-core", action="store_true",
+                   help="measure each run against a glibc run sharing its CPU at the same "
+                   "time (ops per CPU-second over glibc's; one pair per CPU at once): "
+                   "robust to a busy machine, but a run's threads never run in parallel")
     p.add_argument("--out", metavar="DIR", help="output directory (created)")
     p.add_argument("--timeout", type=_positive, metavar="S", default=None,
                    help="seconds before a run is killed and counted as failed "
@@ -202,6 +211,7 @@ def parse_args(argv):
         a.timeout = 30 + 10 * a.seconds
     a.workloads = a.workloads or list(WORKLOADS)
     a.allocators = a.allocators or list(ALLOCATORS)
+    a.metric = "shared" if a.shared_core else "ops"
     return a
 
 
@@ -401,26 +411,96 @@ def run_once(run_no, workload, binary, allocator, preload, args):
                       args.timeout)
 
 
+def run_pairs(first_run, workload, binary, pairs, args, cpus):
+    """Runs the workload under the two allocators of each pair at the same
+    time, pair i pinned to cpus[i] (its run numbers first_run + i); which
+    of a pair starts first alternates with i and first_run.  Returns the
+    finished [(run of the first, run of the second)]."""
+    started = []
+    for i, pair in enumerate(pairs):
+        order = [0, 1] if (first_run + i) % 2 else [1, 0]
+        runs = [None, None]
+        for k in order:
+            name, preload = pair[k]
+            runs[k] = start_run(first_run + i, workload, binary, name, preload, args,
+                                cpus={cpus[i]})
+        started.append(runs)
+    return [tuple(finish_run(r, args.timeout) for r in runs) for runs in started]
+
+
+def run_shared(run_no, workload, binary, allocators, args, cpus):
+    """--shared-core: runs the workload under each allocator at the same time
+    as under glibc, the two pinned to one CPU, one such pair per CPU at a
+    time.  Returns the allocators' runs, each with its glibc partner's
+    figures ("partner") and "vs_glibc"; a run whose partner failed has
+    failed too."""
+    done = []
+    for at in range(0, len(allocators), len(cpus)):
+        chunk = allocators[at:at + len(cpus)]
+        for run, partner in run_pairs(run_no + at, workload, binary,
+                                      [(a, ("glibc", "")) for a in chunk], args, cpus):
+            run["run"] = run_no
+            run["partner"] = {k: partner.get(k) for k in ("status", "reason", "argv")}
+            if partner["status"] == "ok":
+                run["partner"]["ops_per_cpu_sec"] = partner["result"].get("ops_per_cpu_sec")
+            if run["status"] == "ok" and partner["status"] != "ok":
+                run.update(status="failed", reason="its glibc partner failed: %s"
+                           % partner["reason"])
+            elif run["status"] == "ok":
+                mine = run["result"].get("ops_per_cpu_sec") or 0
+                theirs = partner["result"].get("ops_per_cpu_sec") or 0
+                if mine > 0 and theirs > 0:
+                    run["vs_glibc"] = mine / theirs
+                else:
+                    run.update(status="failed", reason="no ops_per_cpu_sec in a result")
+            done.append(run)
+    return done
+
+
 # ---------------------------------------------------------------------------
 # Summary
 # ---------------------------------------------------------------------------
-def summarize(runs, workloads, allocators):
+# What a run is measured by.  "ops": its own ops/s (runs one at a time, the
+# workload's threads on every CPU).  "shared": --shared-core, its ops per
+# CPU-second over those of a glibc run sharing its CPU at the same time
+# (the run's "vs_glibc"): the machine's drift falls on both, so the ratio
+# varies 1-5% where ops/s varies 5-25% (regression/README.md, "Gate 2"),
+# but the threads of a run never run in parallel.
+METRICS = {
+    "ops": {"field": "ops_per_sec", "header": "median ops/s", "fmt": "{:,.0f}",
+            "chart": "ops/s"},
+    "shared": {"field": "vs_glibc", "header": "median x glibc", "fmt": "%.3f",
+               "chart": "ops/CPU-s over glibc's, sharing a core,"},
+}
+
+
+def run_value(run, metric):
+    """The run's measurement (None if it has none)."""
+    if run["status"] != "ok":
+        return None
+    v = run.get("vs_glibc") if metric == "shared" else run["result"].get("ops_per_sec")
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def summarize(runs, workloads, allocators, metric="ops"):
     """Per workload, per allocator: medians over the ok runs, ratio to the best median."""
+    key = METRICS[metric]["field"]
     summary = {}
     for w in workloads:
         rows = []
         for a in allocators:
             mine = [r for r in runs if r["workload"] == w and r["allocator"] == a]
-            ok = [r["result"] for r in mine if r["status"] == "ok"]
+            values = [run_value(r, metric) for r in mine]
+            ok = [r["result"] for r, v in zip(mine, values) if v is not None]
+            values = [v for v in values if v is not None]
             row = {"allocator": a, "runs_ok": len(ok), "runs_failed": len(mine) - len(ok),
-                   "median_ops_per_sec": None, "min_ops_per_sec": None,
-                   "max_ops_per_sec": None, "ratio_to_best": None,
+                   "median_" + key: None, "min_" + key: None,
+                   "max_" + key: None, "ratio_to_best": None,
                    "median_peak_rss_kb": None, "integrity_events": None}
             if ok:
-                ops = [float(r["ops_per_sec"]) for r in ok]
-                row["median_ops_per_sec"] = statistics.median(ops)
-                row["min_ops_per_sec"] = min(ops)
-                row["max_ops_per_sec"] = max(ops)
+                row["median_" + key] = statistics.median(values)
+                row["min_" + key] = min(values)
+                row["max_" + key] = max(values)
                 row["median_peak_rss_kb"] = statistics.median(
                     float(r["peak_rss_kb"]) for r in ok)
                 events = [r.get("integrity_events") for r in ok]
@@ -434,11 +514,11 @@ def summarize(runs, workloads, allocators):
             if extra:
                 row["extra"] = extra
             rows.append(row)
-        best = max((r["median_ops_per_sec"] for r in rows
-                    if r["median_ops_per_sec"] is not None), default=None)
+        best = max((r["median_" + key] for r in rows
+                    if r["median_" + key] is not None), default=None)
         for r in rows:
-            if best and r["median_ops_per_sec"] is not None:
-                r["ratio_to_best"] = r["median_ops_per_sec"] / best
+            if best and r["median_" + key] is not None:
+                r["ratio_to_best"] = r["median_" + key] / best
         summary[w] = rows
     return summary
 
@@ -457,17 +537,19 @@ def _fmt(fmt, v):
     return fmt.format(v) if "{" in fmt else fmt % v
 
 
-def columns(extra=()):
-    return COLUMNS[:-1] + [header for _, header, _ in extra] + COLUMNS[-1:]
+def columns(extra=(), metric="ops"):
+    return ([COLUMNS[0], METRICS[metric]["header"]] + COLUMNS[2:-1] +
+            [header for _, header, _ in extra] + COLUMNS[-1:])
 
 
-def row_cells(r, extra=()):
-    m = r["median_ops_per_sec"]
+def row_cells(r, extra=(), metric="ops"):
+    field = METRICS[metric]["field"]
+    m = r["median_" + field]
     if m is None:
         cells = [r["allocator"], "no valid run", "-", "-", "-", "-"] + ["-"] * len(extra)
     else:
-        half = (r["max_ops_per_sec"] - r["min_ops_per_sec"]) / 2 / m * 100 if m else 0.0
-        cells = [r["allocator"], "{:,.0f}".format(m), "%.2f" % r["ratio_to_best"],
+        half = (r["max_" + field] - r["min_" + field]) / 2 / m * 100 if m else 0.0
+        cells = [r["allocator"], _fmt(METRICS[metric]["fmt"], m), "%.2f" % r["ratio_to_best"],
                  "±%.1f%%" % half, "{:,.0f}".format(r["median_peak_rss_kb"]),
                  "-" if r["integrity_events"] is None else str(r["integrity_events"])]
         cells += [_fmt(fmt, r.get("extra", {}).get(field)) for field, _, fmt in extra]
@@ -475,9 +557,9 @@ def row_cells(r, extra=()):
     return cells
 
 
-def text_table(rows, extra=()):
-    head = columns(extra)
-    cells = [head] + [row_cells(r, extra) for r in rows]
+def text_table(rows, extra=(), metric="ops"):
+    head = columns(extra, metric)
+    cells = [head] + [row_cells(r, extra, metric) for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
     out = []
     for k, c in enumerate(cells):
@@ -488,31 +570,37 @@ def text_table(rows, extra=()):
     return "\n".join(out)
 
 
-def markdown_table(rows, extra=()):
-    head = columns(extra)
+def markdown_table(rows, extra=(), metric="ops"):
+    head = columns(extra, metric)
     out = ["| " + " | ".join(head) + " |",
            "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
     for r in rows:
-        out.append("| " + " | ".join(row_cells(r, extra)) + " |")
+        out.append("| " + " | ".join(row_cells(r, extra, metric)) + " |")
     return "\n".join(out)
 
 
 def render_markdown(doc):
     s = doc["settings"]
+    metric = s.get("metric", "ops")
     lines = ["# Allocator comparison", "",
              "%s, commit %s%s, %s (%d CPUs, load average %s before, %s after), %d "
-             "interleaved runs of about %d s, %d threads."
+             "interleaved runs of about %d s, %d threads%s."
              % (doc["started"], doc["git"].get("commit", "?"),
                 " (with local changes)" if doc["git"].get("dirty") else "",
                 doc["machine"].get("cpu", "?"), doc["machine"].get("cpus", 0),
                 doc["machine"].get("load_before", "?"), doc["machine"].get("load_after", "?"),
-                s["runs"], s["seconds"], s["threads"]), "",
-             "Median ops/s over the runs that gave a result; ratio to the best median of the "
-             "workload (1.00 = fastest); range = half of (max - min) over the median; "
-             "integrity events summed over the runs (hakmem only, `-` for peers).", ""]
+                s["runs"], s["seconds"], s["threads"],
+                ", each sharing one CPU with a glibc run (--shared-core)"
+                if metric == "shared" else ""), "",
+             ("Median ops/s over the runs that gave a result" if metric == "ops" else
+              "Median over the runs of the run's ops per CPU-second over those of the glibc "
+              "run that shared its CPU (glibc's row: glibc against glibc, the noise floor)") +
+             "; ratio to the best median of the workload (1.00 = fastest); range = half of "
+             "(max - min) over the median; integrity events summed over the runs (hakmem "
+             "only, `-` for peers).", ""]
     for w in doc["workloads"]:
         lines += ["## %s" % w["name"], "", "`%s`" % " ".join(w["argv"]), "",
-                  markdown_table(doc["summary"][w["name"]], extras(w["name"])), ""]
+                  markdown_table(doc["summary"][w["name"]], extras(w["name"]), metric), ""]
     notes = problems_text(doc)
     if notes:
         lines += ["## Problems", ""] + ["- " + n.replace("\n", "\n  ") for n in notes] + [""]
@@ -594,7 +682,7 @@ set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.9 border -1
 set boxwidth 0.9
-set ylabel "ops/s ratio to the best (1.0 = fastest)"
+set ylabel "ratio to the best (1.0 = fastest)"
 set yrange [0:1.2]
 set ytics 0.2 nomirror
 set grid ytics
@@ -745,10 +833,14 @@ def main(argv):
         print("note: load average %.1f on %d CPUs before the first run: other work on the "
               "machine will make the timings noisy" % (load_before, os.cpu_count() or 1))
     total = args.runs * len(workloads) * len(allocators)
-    print("%d runs: %d x (%s) x (%s), about %d s each, %d threads: about %s"
+    cpus = sorted(os.sched_getaffinity(0))
+    rounds = total if not args.shared_core else args.runs * len(workloads) * -(
+        -len(allocators) // len(cpus))
+    print("%d runs: %d x (%s) x (%s), about %d s each, %d threads%s: about %s"
           % (total, args.runs, ",".join(w for w, _ in workloads),
              ",".join(a for a, _ in allocators), args.seconds, args.threads,
-             fmt_duration(total * args.seconds * 1.3)))
+             ", each with a glibc run on its CPU (CPUs %s)" % ",".join(map(str, cpus))
+             if args.shared_core else "", fmt_duration(rounds * args.seconds * 1.3)))
     sys.stdout.flush()
 
     t0 = time.monotonic()
@@ -756,15 +848,19 @@ def main(argv):
     for run_no in range(1, args.runs + 1):
         for w, binary in workloads:
             parts = []
-            for a, preload in allocators:
-                r = run_once(run_no, w, binary, a, preload, args)
+            mine = (run_shared(run_no, w, binary, allocators, args, cpus) if args.shared_core
+                    else [run_once(run_no, w, binary, a, preload, args)
+                          for a, preload in allocators])
+            for r in mine:
                 runs.append(r)
                 if r["status"] == "ok":
                     ie = r["result"].get("integrity_events")
-                    parts.append("%s %.3gM%s" % (a, r["result"]["ops_per_sec"] / 1e6,
-                                                 " (%d integrity events!)" % ie if ie else ""))
+                    value = ("x%.3f" % r["vs_glibc"] if args.shared_core else
+                             "%.3gM" % (r["result"]["ops_per_sec"] / 1e6))
+                    parts.append("%s %s%s" % (r["allocator"], value,
+                                              " (%d integrity events!)" % ie if ie else ""))
                 else:
-                    parts.append("%s FAILED" % a)
+                    parts.append("%s FAILED" % r["allocator"])
             print("run %d/%d %-13s %s" % (run_no, args.runs, w, "  ".join(parts)))
             for r in runs[-len(allocators):]:
                 if r["status"] != "ok":
@@ -780,7 +876,7 @@ def main(argv):
 
     names_w = [w for w, _ in workloads]
     names_a = [a for a, _ in allocators]
-    summary = summarize(runs, names_w, names_a)
+    summary = summarize(runs, names_w, names_a, args.metric)
     doc = {
         "tool": "hakmem //tools:compare", "format": 1,
         "started": now.isoformat(timespec="seconds"),
@@ -789,7 +885,8 @@ def main(argv):
                         load_after=round(os.getloadavg()[0], 2)),
         "git": git_info(),
         "settings": {"runs": args.runs, "threads": args.threads, "seconds": args.seconds,
-                     "quick": args.quick, "timeout": args.timeout},
+                     "quick": args.quick, "timeout": args.timeout, "metric": args.metric,
+                     "cpus": cpus if args.shared_core else None},
         "allocators": [dict({"name": a, "preload": p}, **package_of(p)) for a, p in allocators],
         "skipped_allocators": [{"name": a, "reason": r} for a, r in skipped],
         "workloads": [{"name": w, "binary": b,
@@ -804,11 +901,11 @@ def main(argv):
     print()
     for w in names_w:
         print("%s (%d threads, median of %d runs)" % (w, args.threads, args.runs))
-        print(text_table(summary[w], extras(w)))
+        print(text_table(summary[w], extras(w), args.metric))
         print()
 
-    title = "ops/s ratio to the best per workload (%d threads, median of %d runs)" % (
-        args.threads, args.runs)
+    title = "%s ratio to the best per workload (%d threads, median of %d runs)" % (
+        METRICS[args.metric]["chart"], args.threads, args.runs)
     files, chart_problems = make_chart(outdir, summary, names_w, names_a, title)
     doc["chart_problems"] = chart_problems
     with open(os.path.join(outdir, "results.json"), "w") as f:

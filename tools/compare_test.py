@@ -162,6 +162,21 @@ class Summary(unittest.TestCase):
         d = compare.chart_data(self.s, ["w"], ["glibc", "hakmem-release", "mimalloc"])
         self.assertEqual(d.splitlines()[1], '"w" 0.5128 1.0000 ?')
 
+    def test_shared_core_metric(self):
+        runs = [dict(canned("w", "glibc", 10), vs_glibc=v) for v in (0.98, 1.0, 1.03)]
+        runs += [dict(canned("w", "hakmem-release", 10), vs_glibc=v) for v in (1.5, 1.6)]
+        # A run whose glibc partner failed has no ratio and is not counted.
+        runs.append(canned("w", "hakmem-release", 0, status="failed"))
+        s = compare.summarize(runs, ["w"], ["glibc", "hakmem-release"], "shared")
+        g, h = s["w"]
+        self.assertEqual((g["median_vs_glibc"], h["median_vs_glibc"]), (1.0, 1.55))
+        self.assertNotIn("median_ops_per_sec", h)
+        self.assertAlmostEqual(g["ratio_to_best"], 1.0 / 1.55)
+        self.assertEqual((h["runs_ok"], h["runs_failed"]), (2, 1))
+        t = compare.text_table(s["w"], (), "shared")
+        self.assertRegex(t, r"median x glibc")
+        self.assertRegex(t, r"hakmem-release\s+1\.550\s+1\.00\s+±3\.2%")
+
 
 class Arguments(unittest.TestCase):
     def test_defaults(self):
@@ -280,6 +295,33 @@ class EndToEnd(unittest.TestCase):
         if compare.shutil.which("gnuplot"):
             for f in ("chart.svg", "chart.png"):
                 self.assertGreater(os.path.getsize(os.path.join(out, f)), 1000, f)
+
+    def test_shared_core(self):
+        out = os.path.join(TMP, "out-shared")
+        p = self.tool(self.bins(["larson", "realloc"]) + [
+            "--hakmem-release", self.so, "--workloads", "larson,realloc", "--allocators",
+            "glibc,hakmem-release", "--runs", "2", "--shared-core", "--out", out],
+            FAKE_FAIL="realloc", FAKE_FAIL_UNDER="glibc")
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("each with a glibc run on its CPU", p.stdout)
+        self.assertIn("run 1/2 larson        glibc x1.000  hakmem-release x2.000", p.stdout)
+        self.assertIn("FAILED: realloc under hakmem-release: its glibc partner failed: "
+                      "exit status 3", p.stdout)
+        doc = json.loads(read(os.path.join(out, "results.json")))
+        self.assertEqual(doc["settings"]["metric"], "shared")
+        # Each allocator's run is listed once; its glibc partner rides along in it.
+        runs = [r for r in doc["runs"] if r["workload"] == "larson"]
+        self.assertEqual([r["allocator"] for r in runs], ["glibc", "hakmem-release"] * 2)
+        for r in runs:
+            self.assertEqual(r["partner"]["status"], "ok")
+            self.assertEqual(len(r["cpus"]), 1)
+        s = {r["allocator"]: r for r in doc["summary"]["larson"]}
+        self.assertEqual((s["glibc"]["median_vs_glibc"], s["hakmem-release"]["median_vs_glibc"]),
+                         (1.0, 2.0))
+        self.assertEqual(s["hakmem-release"]["runs_ok"], 2)
+        self.assertEqual(doc["summary"]["realloc"][1]["runs_failed"], 2)
+        self.assertIn("each sharing one CPU with a glibc run (--shared-core)",
+                      read(os.path.join(out, "results.md")))
 
     def test_signal_and_timeout(self):
         out = os.path.join(TMP, "out-signal")

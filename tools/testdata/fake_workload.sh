@@ -4,6 +4,7 @@
 # makes symlinks); the allocator is read from LD_PRELOAD. Environment:
 #   FAKE_COUNTER   file counting the calls (varies ops_per_sec)
 #   FAKE_FAIL      workload that exits 3 after a message on stderr
+#   FAKE_FAIL_UNDER   ... only under this allocator (default: under any)
 #   FAKE_NOJSON    workload whose last line is not JSON
 #   FAKE_EVENTS    workload that reports 1 integrity event under hakmem
 #   FAKE_SEGV      workload that dies of SIGSEGV
@@ -23,7 +24,7 @@ if [[ -n ${FAKE_COUNTER:-} ]]; then
   echo "$n" >"$FAKE_COUNTER"
 fi
 echo "fake $name starting: $*"
-if [[ $name == "${FAKE_FAIL:-}" ]]; then
+if [[ $name == "${FAKE_FAIL:-}" && ${FAKE_FAIL_UNDER:-$alloc} == "$alloc" ]]; then
   echo "fake $name: something broke" >&2
   echo "fake $name: giving up" >&2
   exit 3
@@ -42,5 +43,7 @@ if [[ $alloc == hakmem-* ]]; then
   events=0
   [[ $name == "${FAKE_EVENTS:-}" ]] && events=1
 fi
-printf '{"workload":"%s","allocator":"%s","threads":2,"ops":%d,"seconds":1.0,"ops_per_sec":%d,"peak_rss_kb":%d,"integrity_events":%s}\n' \
-  "$name" "$alloc" $((base + n)) $((base + n)) $((1000 + n)) "$events"
+# ops_per_cpu_sec is twice the allocator's base, whatever the call count:
+# --shared-core's ratios come out exact (hakmem-release 2.0 x glibc).
+printf '{"workload":"%s","allocator":"%s","threads":2,"ops":%d,"seconds":1.0,"ops_per_sec":%d,"ops_per_cpu_sec":%d,"peak_rss_kb":%d,"integrity_events":%s}\n' \
+  "$name" "$alloc" $((base + n)) $((base + n)) $((2 * base)) $((1000 + n)) "$events"
