@@ -3,7 +3,8 @@
 # checked-in baselines and counts the exit statuses (a false alarm is exit 1).
 #   regression/aa.sh [N] [gate args...]      e.g. regression/aa.sh 100 --gate wall
 # From the workspace root; builds once, then runs bazel-bin/regression/gate
-# directly (no Bazel server between runs). Writes regression-results/aa-*.json.
+# directly (no Bazel server between runs). Writes regression-results/aa-*.json
+# and ends with how close each workload came to its limit (aa_summary.py).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-100}; shift || true
@@ -26,4 +27,5 @@ for ((i = 1; i <= n; i++)); do
   echo "run $i/$n: exit $rc"
 done
 echo "A/A over $n runs: pass ${count[0]}, regression (false alarm) ${count[1]}, cannot tell ${count[2]}, other exit ${count[other]}"
+python3 regression/aa_summary.py regression-results/aa-"$stamp"-*.json
 [[ ${count[other]} -eq 0 && ${count[1]} -le $(( (n + 99) / 100 )) ]]
