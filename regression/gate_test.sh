@@ -30,6 +30,9 @@ check "decision self-test" 0 "0 failure" -- env GATE_RUNFILES="$root" python3 "$
 check "unknown flag" 2 "unrecognized arguments" -- "$gate" --hakmem "$release" "${wire[@]}" --bogus
 check "reps below 9" 2 "at least 9" -- "$gate" --hakmem "$release" "${wire[@]}" --reps 3
 check "missing hakmem" 2 "does not exist" -- "$gate" --hakmem /nonexistent.so "${wire[@]}"
+check "a CPU not ours" 2 "may run on" -- "$gate" --hakmem "$release" "${wire[@]}" --cpus 99999
+check "CPUs not numbers" 2 "CPU numbers separated by commas" -- \
+  "$gate" --hakmem "$release" "${wire[@]}" --cpus 0,x
 mkdir -p "$tmp/empty"
 check "missing baseline" 2 "baseline .*instructions.json is missing" -- \
   "$gate" --hakmem "$release" "${wire[@]}" --gate instr --baselines "$tmp/empty" --json "$tmp/r.json"
