@@ -323,6 +323,22 @@ class EndToEnd(unittest.TestCase):
         self.assertIn("each sharing one CPU with a glibc run (--shared-core)",
                       read(os.path.join(out, "results.md")))
 
+    def test_shared_core_fills_every_cpu(self):
+        # One allocator, so a round has CPUs to spare: each spare runs a
+        # glibc pair that is not reported, so the run had busy neighbours.
+        calls = os.path.join(TMP, "calls-fill")
+        out = os.path.join(TMP, "out-fill")
+        p = self.tool(self.bins(["larson"]) + [
+            "--hakmem-release", self.so, "--workloads", "larson", "--allocators",
+            "hakmem-release", "--runs", "1", "--shared-core", "--out", out],
+            FAKE_CALLS=calls)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        runs = json.loads(read(os.path.join(out, "results.json")))["runs"]
+        self.assertEqual([r["allocator"] for r in runs], ["hakmem-release"])
+        cpus = len(os.sched_getaffinity(0))
+        self.assertEqual(sorted(read(calls).split()),
+                         ["glibc"] * (2 * cpus - 1) + ["hakmem-release"])
+
     def test_signal_and_timeout(self):
         out = os.path.join(TMP, "out-signal")
         p = self.tool(self.bins(["larson", "sh8bench"]) + [

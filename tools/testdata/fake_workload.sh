@@ -3,6 +3,8 @@
 # result line at once. The workload is the name it is called by (the test
 # makes symlinks); the allocator is read from LD_PRELOAD. Environment:
 #   FAKE_COUNTER   file counting the calls (varies ops_per_sec)
+#   FAKE_CALLS     file each call appends its allocator's name to (safe
+#                  when calls run at once, unlike the counter)
 #   FAKE_FAIL      workload that exits 3 after a message on stderr
 #   FAKE_FAIL_UNDER   ... only under this allocator (default: under any)
 #   FAKE_NOJSON    workload whose last line is not JSON
@@ -23,6 +25,7 @@ if [[ -n ${FAKE_COUNTER:-} ]]; then
   n=$(($(cat "$FAKE_COUNTER" 2>/dev/null || echo 0) + 1))
   echo "$n" >"$FAKE_COUNTER"
 fi
+[[ -n ${FAKE_CALLS:-} ]] && echo "$alloc" >>"$FAKE_CALLS"
 echo "fake $name starting: $*"
 if [[ $name == "${FAKE_FAIL:-}" && ${FAKE_FAIL_UNDER:-$alloc} == "$alloc" ]]; then
   echo "fake $name: something broke" >&2
