@@ -78,6 +78,9 @@ RSS_FLOOR_KB = 4096
 RSS_SLACK = 10.0                           # percent
 RSS_SD_FACTOR = 3.0
 MIN_REPS = 9
+# The wall gate's default CPUs: all this process may use, but at most this
+# many pairs at once - large_ws's two processes hold ~600 MB a pair.
+MAX_DEFAULT_CPUS = 8
 # Settings of every instruction-gate run.  The large-block page arena
 # returns dirty pages past its budget at most once per 100 ms of wall time,
 # so how often tier_loop_large purges - and its instruction count - would
@@ -140,8 +143,8 @@ def build_parser():
                    help="re-measure and rewrite the baselines of the gates run")
     p.add_argument("--reps", type=int, help="wall reps (at least %d)" % MIN_REPS)
     p.add_argument("--cpus", help="CPUs for the wall gate, comma-separated: each runs one "
-                   "glibc+hakmem pair at a time (default every CPU this process may use; "
-                   "the baseline's count must match)")
+                   "glibc+hakmem pair at a time (default every CPU this process may use, "
+                   "at most %d; the baseline's count must match)" % MAX_DEFAULT_CPUS)
     p.add_argument("--workloads", help="wall workloads, comma-separated (default all)")
     p.add_argument("--metrics", help="instruction metrics, comma-separated (default all)")
     p.add_argument("--repeat", type=int, default=2,
@@ -176,7 +179,8 @@ def parse_args(argv):
         p.error("--repeat must be at least 1")
     allowed = sorted(os.sched_getaffinity(0))
     try:
-        a.cpus = sorted({int(c) for c in a.cpus.split(",")}) if a.cpus else allowed
+        a.cpus = (sorted({int(c) for c in a.cpus.split(",")}) if a.cpus
+                  else allowed[-MAX_DEFAULT_CPUS:])
     except ValueError:
         p.error("--cpus takes CPU numbers separated by commas, not %r" % a.cpus)
     if not a.cpus or any(c not in allowed for c in a.cpus):
