@@ -84,6 +84,9 @@ WORKLOADS = {
 SECONDS = {"normal": 2, "quick": 1}
 DEFAULT_RUNS = {"normal": 5, "quick": 3}
 DEFAULT_THREADS = 2
+# --shared-core runs a pair on every CPU, but on at most this many: a pair
+# of large_ws holds ~600 MB.
+MAX_SHARED_CPUS = 8
 
 # Allocators, in table order. Peers are Debian's shared objects, preloaded;
 # hakmem's come from the build (--hakmem-release, --hakmem-debug).
@@ -838,7 +841,8 @@ def main(argv):
         print("note: load average %.1f on %d CPUs before the first run: other work on the "
               "machine will make the timings noisy" % (load_before, os.cpu_count() or 1))
     total = args.runs * len(workloads) * len(allocators)
-    cpus = sorted(os.sched_getaffinity(0))
+    # --shared-core: a pair on each CPU, at most MAX_SHARED_CPUS of them.
+    cpus = sorted(os.sched_getaffinity(0))[-MAX_SHARED_CPUS:]
     rounds = total if not args.shared_core else args.runs * len(workloads) * -(
         -len(allocators) // len(cpus))
     print("%d runs: %d x (%s) x (%s), about %d s each, %d threads%s: about %s"
