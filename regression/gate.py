@@ -19,15 +19,17 @@ Two gates against the checked-in baselines in regression/baselines/:
    (>= 9 reps).  In each rep the two run at the same time, every thread of
    both pinned to one CPU, and the rep's ratio is hakmem's ops per
    CPU-second over glibc's.  Every CPU (--cpus) runs such a pair at once,
-   so each pair's neighbours are the same when recording and when gating.  Interleaved by the scheduler every few
-   milliseconds, the two share whatever the machine does meanwhile: on these
-   shared 2-core machines a process's own throughput varies 5-25% from run
-   to run, with the memory system's load, but the ratio of two sharing a
-   core varies 1-5% (regression/README.md).  Fails only when the
+   so each pair's neighbours are the same when recording and when gating.
+   Interleaved by the scheduler every few milliseconds, the two share
+   whatever the machine does meanwhile: on these shared 2-core machines a
+   process's own throughput varies 5-25% from run to run, with the memory
+   system's load, but the ratio of two sharing a core varies 1-5%
+   (regression/README.md).  Fails only when the
    Mann-Whitney p (ratios now against the baseline's) < 0.01 AND the median
    ratio fell by more than max(5%, 3 x the baseline's coefficient of
    variation).  Against a baseline from another kind of machine (CPU model
-   or core count differ), or with --wall-report-only, it only warns.
+   or core count differ) or one that ran another number of pairs at once,
+   or with --wall-report-only, it only warns.
    Always: integrity_events == 0 in every run; hakmem's median peak RSS
    <= baseline + max(10%, 4 MiB) (not enforced against another kind of
    machine or with --wall-report-only).
@@ -581,14 +583,9 @@ def wall_gate(a, base, results, notes, foreign):
     return failures
 
 
-def shared_core_ratio(g, h):
-    """hakmem's ops per CPU-second over glibc's, from two runs that shared a
-    core (CPU time, not wall time: each got only part of the core); None
-    if either run gave no result."""
-    if not g or not h:
-        return None
-    gc, hc = g.get("ops_per_cpu_sec") or 0, h.get("ops_per_cpu_sec") or 0
-    return hc / gc if gc > 0 and hc > 0 else None
+# hakmem's ops per CPU-second over glibc's, from two results of a pair
+# (compare.py's, which --shared-core uses too).
+shared_core_ratio = compare.shared_core_ratio
 
 
 # ---------------------------------------------------------------------------

@@ -431,6 +431,16 @@ def run_pairs(first_run, workload, binary, pairs, args, cpus):
     return [tuple(finish_run(r, args.timeout) for r in runs) for runs in started]
 
 
+def shared_core_ratio(reference, result):
+    """result's ops per CPU-second over reference's, two results of runs that
+    shared a CPU (CPU time, not wall time: each got only part of it); None
+    if either gave no result or no CPU figure."""
+    if not reference or not result:
+        return None
+    ref, mine = reference.get("ops_per_cpu_sec") or 0, result.get("ops_per_cpu_sec") or 0
+    return mine / ref if ref > 0 and mine > 0 else None
+
+
 def run_shared(run_no, workload, binary, allocators, args, cpus):
     """--shared-core: runs the workload under each allocator at the same time
     as under glibc, the two pinned to one CPU, one such pair per CPU at a
@@ -455,11 +465,8 @@ def run_shared(run_no, workload, binary, allocators, args, cpus):
                 run.update(status="failed", reason="its glibc partner failed: %s"
                            % partner["reason"])
             elif run["status"] == "ok":
-                mine = run["result"].get("ops_per_cpu_sec") or 0
-                theirs = partner["result"].get("ops_per_cpu_sec") or 0
-                if mine > 0 and theirs > 0:
-                    run["vs_glibc"] = mine / theirs
-                else:
+                run["vs_glibc"] = shared_core_ratio(partner["result"], run["result"])
+                if run["vs_glibc"] is None:
                     run.update(status="failed", reason="no ops_per_cpu_sec in a result")
             done.append(run)
     return done
