@@ -536,46 +536,48 @@ def wall_gate(a, base, results, notes, foreign):
     rargs = argparse.Namespace(mode=PROFILES[a.profile]["mode"], threads=WALL_THREADS,
                                timeout=30 + 20 * compare.SECONDS[PROFILES[a.profile]["mode"]])
     allocs = [("glibc", ""), ("hakmem-release", a.hakmem)]
-    runs = {w: {"glibc": [], "hakmem-release": []} for w in a.workloads}
+    # Per workload, per rep: the pair's ratio and hakmem's result (None
+    # where a run gave none).
+    ratios = {w: [] for w in a.workloads}
+    hakmem = {w: [] for w in a.workloads}
     failures = []
     for first in range(1, a.reps + 1, len(a.cpus)):
         line = []
         for w in a.workloads:
-            ratios = []
+            shown = []
             # One glibc+hakmem pair on each CPU (compare.run_pairs).
             for i, pair in enumerate(compare.run_pairs(first, w, compare.runfiles_path(bins[w]),
                                                        [allocs] * len(a.cpus), rargs, a.cpus)):
+                got = {}
                 for r in pair:
-                    name = r["allocator"]
+                    got[r["allocator"]] = r.get("result") if r["status"] == "ok" else None
                     if r["status"] != "ok":
                         failures.append("%s under %s, rep %d: %s"
-                                        % (w, name, first + i, r["reason"]))
-                        runs[w][name].append(None)
-                    else:
-                        runs[w][name].append(r["result"])
-                ratio = shared_core_ratio(runs[w]["glibc"][-1], runs[w]["hakmem-release"][-1])
-                ratios.append("%.3f" % ratio if ratio else "?")
-            line.append("%s %s" % (w, "/".join(ratios)))
+                                        % (w, r["allocator"], first + i, r["reason"]))
+                ratio = shared_core_ratio(got["glibc"], got["hakmem-release"])
+                ratios[w].append(ratio)
+                hakmem[w].append(got["hakmem-release"])
+                shown.append("%.3f" % ratio if ratio else "?")
+            line.append("%s %s" % (w, "/".join(shown)))
         print("  reps %2d-%d/%d  %s" % (first, first + len(a.cpus) - 1, a.reps,
                                         "  ".join(line)), flush=True)
     rows = []
     for w in a.workloads:
-        ratios = [x for x in (shared_core_ratio(g, h) for g, h in
-                              zip(runs[w]["glibc"], runs[w]["hakmem-release"])) if x]
-        hs = [h for h in runs[w]["hakmem-release"] if h]
+        good = [x for x in ratios[w] if x]
+        hs = [h for h in hakmem[w] if h]
         events = sum(h.get("integrity_events") or 0 for h in hs)
         rss_reps = [h["peak_rss_kb"] for h in hs]
         rss = statistics.median(rss_reps) if hs else None
         b = base["workloads"].get(w) if base else None
         row = dict(gate="wall", name=w, allocator="hakmem/glibc", unit="throughput ratio",
-                   ratios=ratios, peak_rss_kb=rss, peak_rss_kb_reps=rss_reps,
+                   ratios=good, peak_rss_kb=rss, peak_rss_kb_reps=rss_reps,
                    integrity_events=events)
-        if len(ratios) < MIN_REPS:
+        if len(good) < MIN_REPS:
             row.update(verdict="NOISY", why="only %d of %d reps gave both results"
-                       % (len(ratios), a.reps))
+                       % (len(good), a.reps))
             rows.append(row)
             continue
-        judge_wall(row, ratios, rss, events, b, foreign, a.wall_report_only)
+        judge_wall(row, good, rss, events, b, foreign, a.wall_report_only)
         rows.append(row)
     for f in failures:
         notes.append("failed run: " + f)
